@@ -1,0 +1,259 @@
+"""Checking and converting image inputs.
+
+Everything the estimators accept as ``X`` passes through :func:`check_images`,
+which returns one of two canonical forms:
+
+* a NumPy array of shape ``(n, H, W, 3)``, ``uint8`` (0-255) or ``float32``
+  (0-1), or
+* a list of ``str`` paths to image files, decoded lazily by :func:`decode_image`.
+
+The model never sees anything else, so every mistake is caught here with a
+message that names the problem and the fix.
+"""
+
+import os
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = ["check_images", "decode_image", "resize_batch"]
+
+_MAX_LISTED = 5
+
+
+def _listing(items):
+    shown = ", ".join(repr(str(i)) for i in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _is_path_like(obj):
+    return isinstance(obj, (str, os.PathLike))
+
+
+def _looks_like_paths(X):
+    if isinstance(X, np.ndarray):
+        return X.ndim == 1 and X.dtype.kind in "USO" and X.size > 0 and (
+            X.dtype.kind != "O" or _is_path_like(X[0]))
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and _is_path_like(X[0])
+    return False
+
+
+def check_images(X, *, check_files=True):
+    """Validate ``X`` and return it as an image array or a list of paths.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, H, W, 3) or sequence of path-like
+        Images as ``uint8`` (0-255), another integer type holding 0-255 values,
+        or floats in [0, 1]; or paths to image files.
+    check_files : bool, default=True
+        For paths: check that each file exists and that its header is a
+        readable image format (reads a few bytes per file, not the pixels).
+
+    Returns
+    -------
+    images : ndarray of shape (n, H, W, 3) or list of str
+        ``uint8`` or ``float32`` array, or absolute-or-relative file paths.
+
+    Raises
+    ------
+    TypeError, ValueError
+        With a message that names the problem and how to fix it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk._images import check_images
+    >>> check_images(np.zeros((2, 8, 8, 3), dtype=np.uint8)).shape
+    (2, 8, 8, 3)
+    >>> check_images(np.zeros((2, 8, 8), dtype=np.uint8))
+    Traceback (most recent call last):
+    ...
+    ValueError: X has shape (2, 8, 8), expected ...
+    """
+    if _is_path_like(X):
+        raise TypeError(
+            f"X is a single path ({str(X)!r}); pass a sequence of image paths, "
+            f"e.g. [{str(X)!r}].")
+    if _looks_like_paths(X):
+        return _check_paths(X, check_files=check_files)
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    return _check_array(X)
+
+
+def _check_paths(X, *, check_files):
+    paths = [os.fspath(p) if _is_path_like(p) else p for p in X]
+    bad = [p for p in paths if not isinstance(p, str)]
+    if bad:
+        raise TypeError(
+            "X mixes paths with other objects "
+            f"({_listing([type(b).__name__ for b in bad])}); pass only paths, "
+            "or only an image array.")
+    if check_files:
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} image path(s) do not exist or are not files: "
+                f"{_listing(missing)}. Check the paths (relative paths are "
+                f"resolved against the working directory {os.getcwd()!r}).")
+        unreadable = [p for p in paths if not _has_image_header(p)]
+        if unreadable:
+            raise ValueError(
+                f"{len(unreadable)} file(s) are not readable images: "
+                f"{_listing(unreadable)}. Remove them from X; "
+                "leukosk.datasets loaders skip and report such files.")
+    return paths
+
+
+def _has_image_header(path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size[0] > 0 and img.size[1] > 0
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def _shape_hint(shape):
+    if len(shape) == 2:
+        return ("a 2-D array looks like tabular or flattened data; reshape "
+                "flattened images with X.reshape(n, H, W, 3)")
+    if len(shape) == 3:
+        return ("for one RGB image use X[np.newaxis]; for a batch of grayscale "
+                "images use np.repeat(X[..., np.newaxis], 3, axis=-1)")
+    if len(shape) == 4 and shape[-1] == 1:
+        return ("grayscale images: convert with np.repeat(X, 3, axis=-1)")
+    if len(shape) == 4 and shape[-1] == 4:
+        return "RGBA images: drop the alpha channel with X[..., :3]"
+    if len(shape) == 4 and shape[1] in (1, 3, 4):
+        return ("channels-first (n, C, H, W) layout: convert with "
+                "np.moveaxis(X, 1, -1)")
+    return "expected (n_images, height, width, 3) RGB images"
+
+
+def _check_array(X):
+    try:
+        X = np.asarray(X)
+    except ValueError as exc:
+        raise ValueError(
+            "X could not be made into one array (images of different sizes?). "
+            "Resize them to one size, or pass file paths, which are resized "
+            f"on loading. Details: {exc}") from exc
+    if X.dtype.kind not in "uif" or X.dtype == np.bool_:
+        raise TypeError(
+            f"X has dtype {X.dtype}; expected uint8 (0-255) or float (0-1) "
+            "RGB images, or a sequence of image file paths.")
+    if X.ndim != 4 or X.shape[-1] != 3:
+        raise ValueError(
+            f"X has shape {X.shape}, expected (n_images, height, width, 3): "
+            f"{_shape_hint(X.shape)}.")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 images); pass at least one image.")
+    if X.shape[1] == 0 or X.shape[2] == 0:
+        raise ValueError(f"X has shape {X.shape}: images must not be empty.")
+    if X.dtype == np.uint8:
+        return X
+    if X.dtype.kind in "ui":
+        return _integer_to_uint8(X)
+    return _float_to_float32(X)
+
+
+def _integer_to_uint8(X):
+    lo, hi = int(X.min()), int(X.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(
+            f"X has integer dtype {X.dtype} with values in [{lo}, {hi}]; "
+            "integer images must hold 8-bit values 0-255. Rescale 16-bit "
+            "images with (X // 257).astype(np.uint8).")
+    return X.astype(np.uint8)
+
+
+def _float_to_float32(X):
+    if not np.all(np.isfinite(X)):
+        n_bad = int(np.size(X) - np.count_nonzero(np.isfinite(X)))
+        raise ValueError(
+            f"X contains {n_bad} NaN or infinite value(s); replace or drop "
+            "those images (e.g. np.nan_to_num) before fitting or predicting.")
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"X is a float array with values in [{lo:g}, {hi:g}]; float "
+            "images must lie in [0, 1]. Divide 0-255 values by 255, or pass "
+            "them as uint8 with X.astype(np.uint8).")
+    return X.astype(np.float32, copy=False)
+
+
+def decode_image(path):
+    """Decode one image file to a ``uint8`` RGB array of shape (H, W, 3).
+
+    Grayscale, palette and RGBA files are converted to RGB (alpha dropped).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+
+    Returns
+    -------
+    image : ndarray of shape (H, W, 3), dtype uint8
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be decoded (not an image, truncated or corrupt);
+        the message names the file.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> from leukosk._images import decode_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     Image.new("L", (5, 4)).save(d + "/gray.png")
+    ...     decode_image(d + "/gray.png").shape
+    (4, 5, 3)
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"cannot decode image file {str(path)!r} ({exc}). The file is not "
+            "an image, or is truncated or corrupt: remove it or replace it "
+            f"with a good copy.") from exc
+
+
+def resize_batch(images, size):
+    """Resize a batch of CHW images to ``size x size`` (whole image, no crop).
+
+    Bilinear interpolation with antialiasing, as MATLAB's ``imresize`` and
+    torchvision's ``Resize`` do; works on ``uint8`` and float tensors, on any
+    device. A batch already at the size is returned unchanged.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (n, C, H, W) or (C, H, W)
+    size : int
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, size, size) or (C, size, size)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from leukosk._images import resize_batch
+    >>> resize_batch(torch.zeros(2, 3, 36, 40, dtype=torch.uint8), 32).shape
+    torch.Size([2, 3, 32, 32])
+    """
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    return TF.resize(images, [size, size], antialias=True)
+
