@@ -1,0 +1,208 @@
+"""Resolving VGG-19 weights: torchvision enums, the torch hub cache, local files.
+
+Three sources, one rule: nothing is ever unpickled beyond tensors
+(``torch.load(weights_only=True)`` or safetensors).
+
+* ``"IMAGENET1K_V1"`` or a :class:`torchvision.models.WeightsEnum` member goes
+  through torchvision's weights API, which uses the torch hub cache: a file at
+  ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` is used without network.
+  Without it and without network, :class:`WeightsUnavailableError` says at once
+  what to download, where to put it and what else to pass.
+* a path to a ``.pth``/``.pt`` or ``.safetensors`` state dict in torchvision's
+  VGG-19 layout.
+* ``None``: random initialisation.
+"""
+
+import contextlib
+import os
+import pickle
+import socket
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import torch
+from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
+
+__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict",
+           "normalization", "weights_cache_path"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DOWNLOAD_TIMEOUT_S = 20.0
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be found in the cache nor downloaded.
+
+    The message names the file, where to put it, and the alternatives
+    (``weights=None`` or ``weights="path/to/state_dict.pth"``).
+    """
+
+
+def _enum_class(batch_norm):
+    return VGG19_BN_Weights if batch_norm else VGG19_Weights
+
+
+def resolve_weights(weights, batch_norm=False):
+    """Turn the ``weights`` parameter into an enum member, a Path or None.
+
+    Parameters
+    ----------
+    weights : None, str, path-like or WeightsEnum
+        ``None``; the name of a member of :class:`~torchvision.models.VGG19_Weights`
+        (or ``VGG19_BN_Weights`` when ``batch_norm``) such as
+        ``"IMAGENET1K_V1"``; an enum member; or a path to a local state dict.
+    batch_norm : bool, default=False
+        Whether the network is VGG-19 with batch normalisation.
+
+    Returns
+    -------
+    None, WeightsEnum member or pathlib.Path
+
+    Examples
+    --------
+    >>> from leukosk._weights import resolve_weights
+    >>> resolve_weights("IMAGENET1K_V1")
+    VGG19_Weights.IMAGENET1K_V1
+    >>> resolve_weights(None) is None
+    True
+    """
+    if weights is None:
+        return None
+    enum_cls = _enum_class(batch_norm)
+    if isinstance(weights, WeightsEnum):
+        if not isinstance(weights, enum_cls):
+            raise ValueError(
+                f"weights={weights!r} are for another architecture; with "
+                f"batch_norm={batch_norm} use a member of {enum_cls.__name__}: "
+                f"{[m.name for m in enum_cls]}.")
+        return weights
+    if isinstance(weights, str) and weights in enum_cls.__members__:
+        return enum_cls[weights]
+    if isinstance(weights, (str, os.PathLike)):
+        path = Path(weights)
+        if path.is_file():
+            return path
+        raise ValueError(
+            f"weights={str(weights)!r} is neither a {enum_cls.__name__} member "
+            f"({', '.join(enum_cls.__members__)}) nor an existing file. Pass "
+            "one of those names, a path to a state dict (.pth or .safetensors), "
+            "or None for random initialisation.")
+    raise TypeError(
+        f"weights must be None, a {enum_cls.__name__} member or name, or a "
+        f"path; got {type(weights).__name__}.")
+
+
+def weights_cache_path(enum_member):
+    """Where torch hub caches the file of a torchvision weights enum member.
+
+    Honours ``$TORCH_HOME`` (default ``~/.cache/torch``).
+
+    Examples
+    --------
+    >>> from leukosk._weights import resolve_weights, weights_cache_path
+    >>> weights_cache_path(resolve_weights("IMAGENET1K_V1")).name
+    'vgg19-dcbb9e9d.pth'
+    """
+    filename = os.path.basename(urlparse(enum_member.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def normalization(weights):
+    """Mean and std the images are normalised with (ImageNet's, from the enum)."""
+    if isinstance(weights, WeightsEnum):
+        preprocess = weights.transforms()
+        return tuple(preprocess.mean), tuple(preprocess.std)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _unavailable_message(enum_member, reason):
+    target = weights_cache_path(enum_member)
+    return (
+        f"Pretrained weights {type(enum_member).__name__}.{enum_member.name} are "
+        f"not in the torch hub cache and could not be downloaded ({reason}).\n"
+        f"  Fix: download {enum_member.url}\n"
+        f"       and save it as {target}\n"
+        f"       (the folder is $TORCH_HOME/hub/checkpoints; TORCH_HOME is "
+        f"{os.environ.get('TORCH_HOME', 'unset, so ~/.cache/torch')}).\n"
+        "  Or pass weights='path/to/vgg19.pth' (a local state dict), or "
+        "weights=None to train from random initialisation.")
+
+
+def _from_hub(enum_member, progress):
+    cached = weights_cache_path(enum_member)
+    if not cached.is_file() and os.environ.get("LEUKOSK_OFFLINE"):
+        raise WeightsUnavailableError(
+            _unavailable_message(enum_member, "LEUKOSK_OFFLINE is set"))
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            return enum_member.get_state_dict(
+                progress=progress, check_hash=True, weights_only=True,
+                map_location="cpu")
+    except (URLError, TimeoutError, ConnectionError, socket.gaierror) as exc:
+        raise WeightsUnavailableError(
+            _unavailable_message(enum_member, f"{type(exc).__name__}: {exc}")
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError,
+            pickle.UnpicklingError) as exc:
+        if cached.is_file():
+            raise WeightsUnavailableError(
+                f"The cached weights file {cached} could not be read ({exc}). "
+                "It is probably incomplete or corrupt: delete it and download "
+                f"it again from {enum_member.url}.") from exc
+        raise WeightsUnavailableError(
+            _unavailable_message(enum_member, f"{type(exc).__name__}: {exc}")
+        ) from exc
+
+
+def _from_file(path):
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for bad files
+        raise ValueError(
+            f"cannot load weights from {str(path)!r}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. The file must be a "
+            "plain state dict (a dict of tensors) saved with torch.save or "
+            "safetensors; pickled objects other than tensors are refused.") from exc
+    if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"{str(path)!r} does not hold a state dict (a dict of tensors); "
+            "save one with torch.save(model.state_dict(), path).")
+    return state
+
+
+def load_state_dict(weights, progress=False):
+    """Load the state dict that ``resolve_weights`` designated (or None).
+
+    Parameters
+    ----------
+    weights : None, WeightsEnum member or pathlib.Path
+        Output of :func:`resolve_weights`.
+    progress : bool, default=False
+        Show a download progress bar.
+
+    Returns
+    -------
+    dict of str to torch.Tensor, or None
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, WeightsEnum):
+        return _from_hub(weights, progress)
+    return _from_file(weights)

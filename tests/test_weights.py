@@ -1,0 +1,140 @@
+"""Weights resolution: hub cache, offline errors, local files (leukosk/_weights.py)."""
+
+import pickle
+import time
+from urllib.error import URLError
+
+import pytest
+import torch
+from torchvision.models import VGG19_BN_Weights, VGG19_Weights, vgg19
+
+from leukosk import VGG19LeukocyteClassifier, WeightsUnavailableError
+from leukosk._vgg import LeukocyteVGG
+from leukosk._weights import resolve_weights, weights_cache_path
+
+
+@pytest.fixture(scope="module")
+def random_vgg19_state():
+    torch.manual_seed(1)
+    return vgg19().state_dict()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty TORCH_HOME in which downloads fail immediately."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv("LEUKOSK_OFFLINE", raising=False)
+
+    def no_network(url, *args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "torch_home"
+
+
+def test_resolve_names_enums_and_errors(tmp_path):
+    assert resolve_weights("IMAGENET1K_V1") is VGG19_Weights.IMAGENET1K_V1
+    assert resolve_weights("IMAGENET1K_V1", batch_norm=True) is \
+        VGG19_BN_Weights.IMAGENET1K_V1
+    assert resolve_weights(VGG19_Weights.IMAGENET1K_V1) is VGG19_Weights.IMAGENET1K_V1
+    with pytest.raises(ValueError, match="VGG19_BN_Weights"):
+        resolve_weights(VGG19_Weights.IMAGENET1K_V1, batch_norm=True)
+    with pytest.raises(ValueError, match="neither .* nor an existing file"):
+        resolve_weights(str(tmp_path / "nope.pth"))
+    with pytest.raises(TypeError):
+        resolve_weights(3)
+
+
+def test_hub_cache_file_is_used_offline(torch_home, random_vgg19_state):
+    target = torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert weights_cache_path(VGG19_Weights.IMAGENET1K_V1) == target
+    target.parent.mkdir(parents=True)
+    torch.save(random_vgg19_state, target)
+    X = torch.zeros(2, 40, 40, 3, dtype=torch.uint8).numpy()
+    clf = VGG19LeukocyteClassifier(image_size=32, max_epochs=1, verbose=0,
+                                   device="cpu", lr=0.0)
+    clf.fit(X, ["a", "b"])  # default weights="IMAGENET1K_V1"
+    features = clf.module_.backbone.features
+    for i in (0, 34):
+        assert torch.equal(features[i].weight, random_vgg19_state[f"features.{i}.weight"])
+    fc = clf.module_.backbone.classifier
+    assert torch.equal(fc[3].weight, random_vgg19_state["classifier.3.weight"])
+    assert fc[6].out_features == 2
+
+
+def test_missing_weights_fail_fast_with_instructions(torch_home):
+    X = torch.zeros(2, 40, 40, 3, dtype=torch.uint8).numpy()
+    clf = VGG19LeukocyteClassifier(image_size=32, verbose=0, device="cpu")
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as info:
+        clf.fit(X, ["a", "b"])
+    assert time.perf_counter() - start < 30
+    message = str(info.value)
+    assert "vgg19-dcbb9e9d.pth" in message
+    assert str(torch_home / "hub" / "checkpoints") in message
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in message
+    assert "weights=None" in message and "weights='path/to/vgg19.pth'" in message
+
+
+def test_offline_switch_skips_the_download(torch_home, monkeypatch):
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", must_not_download)
+    monkeypatch.setenv("LEUKOSK_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="LEUKOSK_OFFLINE"):
+        LeukocyteVGG(n_classes=3, weights="IMAGENET1K_V1")
+
+
+def test_corrupt_cached_file_is_named(torch_home):
+    target = weights_cache_path(VGG19_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"partial download")
+    with pytest.raises(WeightsUnavailableError, match="delete it"):
+        LeukocyteVGG(n_classes=3, weights="IMAGENET1K_V1")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_local_state_dict(tmp_path, random_vgg19_state, suffix):
+    path = tmp_path / f"vgg19{suffix}"
+    if suffix == ".pth":
+        torch.save(random_vgg19_state, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(random_vgg19_state, str(path))
+    net = LeukocyteVGG(n_classes=5, weights=path, image_size=32)
+    assert torch.equal(net.backbone.features[2].weight,
+                       random_vgg19_state["features.2.weight"])
+    assert net.backbone.classifier[6].out_features == 5
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"features.0.weight": _Evil()}, f)
+    with pytest.raises(ValueError, match="refused"):
+        LeukocyteVGG(n_classes=3, weights=path)
+
+
+def test_wrong_layout_is_explained(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="do not match torchvision's VGG layout"):
+        LeukocyteVGG(n_classes=3, weights=path)
+
+
+def test_narrow_hidden_layers_keep_pretrained_features(tmp_path, random_vgg19_state):
+    path = tmp_path / "vgg19.pth"
+    torch.save(random_vgg19_state, path)
+    net = LeukocyteVGG(n_classes=4, weights=path, hidden_units=64, image_size=32)
+    assert torch.equal(net.backbone.features[0].weight,
+                       random_vgg19_state["features.0.weight"])
+    sizes = [(m.in_features, m.out_features) for m in net.backbone.classifier
+             if isinstance(m, torch.nn.Linear)]
+    assert sizes == [(25088, 64), (64, 64), (64, 4)]
