@@ -1,0 +1,38 @@
+"""leukosk: scikit-learn classifiers for white-blood-cell microscope images.
+
+The public API:
+
+* :class:`VGG19LeukocyteClassifier`: ImageNet VGG-19 transfer learning as a
+  scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022).
+* :class:`WeightsUnavailableError`: raised when pretrained weights are neither
+  cached nor downloadable.
+* :mod:`leukosk.datasets`: the bundled PBC sample.
+
+Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
+no files beyond its own and does not import torch, skorch or scikit-learn.
+"""
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "VGG19LeukocyteClassifier": "._classifier",
+    "WeightsUnavailableError": "._weights",
+}
+
+__all__ = ["VGG19LeukocyteClassifier", "WeightsUnavailableError", "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in ("datasets",):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'leukosk' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | {"datasets"})
