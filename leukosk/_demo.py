@@ -1,0 +1,115 @@
+"""The demo job: train a small from-scratch model on the bundled PBC sample."""
+
+import time
+from pathlib import Path
+
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import train_test_split
+
+from ._persist import atomic_path
+
+__all__ = ["run_demo", "format_demo_report", "save_confusion_matrix_png"]
+
+
+def save_confusion_matrix_png(y_true, y_pred, labels, path, title=""):
+    """Write a confusion-matrix figure (counts) as PNG, atomically.
+
+    Uses :class:`sklearn.metrics.ConfusionMatrixDisplay`; needs matplotlib
+    (``pip install "leukosk[plot]"``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import ConfusionMatrixDisplay
+    except ImportError as exc:
+        raise ImportError(
+            "writing figures needs matplotlib: pip install 'leukosk[plot]'"
+        ) from exc
+    fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=labels, ax=ax, colorbar=False,
+        xticks_rotation=45)
+    ax.set_title(title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def run_demo(out_dir="leukosk-demo", *, image_size=32, max_epochs=20,
+             random_state=0, device="auto", verbose=1):
+    """Train a small VGG-19-BN from scratch on the bundled sample; evaluate it.
+
+    A stratified 75/25 split of the 160 bundled images (120 to train, 40 to
+    test); random initialisation (no download); VGG-19 with batch norm and
+    256-unit hidden layers (``module__hidden_units=256``: the 4096-unit ones
+    cost 8x the time on a CPU), SGD at lr 1e-3. It shows the whole pipeline in
+    about a minute on two CPU cores. With 15 training images per class its
+    accuracy is far from the paper's, which needs the full dataset and
+    ImageNet weights, but well above the 12.5 % of chance.
+
+    Parameters
+    ----------
+    out_dir : path-like, default="leukosk-demo"
+        Receives ``confusion_matrix.png`` and ``model.safetensors``.
+    image_size, max_epochs, random_state, device, verbose
+        Passed to :class:`leukosk.VGG19LeukocyteClassifier`.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1``, ``n_train``, ``n_test``, ``fit_seconds``,
+        ``confusion_matrix`` (array), ``figure`` and ``model`` paths.
+    """
+    from ._classifier import VGG19LeukocyteClassifier
+    from .datasets import load_pbc_sample
+
+    X, y = load_pbc_sample(image_size=image_size, return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=random_state)
+    clf = VGG19LeukocyteClassifier(
+        weights=None, batch_norm=True, image_size=image_size,
+        max_epochs=max_epochs, batch_size=16, lr=1e-3, head_lr_multiplier=1.0,
+        optimizer__weight_decay=5e-4, module__hidden_units=256,
+        random_state=random_state, device=device, verbose=verbose)
+    start = time.perf_counter()
+    clf.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - start
+    y_pred = clf.predict(X_test)
+    out_dir = Path(out_dir)
+    accuracy = accuracy_score(y_test, y_pred)
+    figure = save_confusion_matrix_png(
+        y_test, y_pred, clf.classes_, out_dir / "confusion_matrix.png",
+        title=f"leukosk demo: bundled PBC sample, accuracy {accuracy:.1%}")
+    model = clf.save(out_dir / "model.safetensors")
+    return {
+        "accuracy": accuracy,
+        "macro_f1": f1_score(y_test, y_pred, average="macro"),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "fit_seconds": fit_seconds,
+        "confusion_matrix": confusion_matrix(y_test, y_pred, labels=clf.classes_),
+        "classes": clf.classes_,
+        "figure": figure,
+        "model": Path(model),
+        "device": clf.module_.backbone.features[0].weight.device.type,
+    }
+
+
+def format_demo_report(result):
+    """Human-readable summary of :func:`run_demo`'s result."""
+    chance = 1.0 / len(result["classes"])
+    return "\n".join([
+        f"Trained a small VGG-19-BN from scratch on {result['n_train']} bundled PBC "
+        f"images in {result['fit_seconds']:.0f} s ({result['device']}).",
+        f"Test accuracy on {result['n_test']} held-out images: "
+        f"{result['accuracy']:.1%} (macro-F1 {result['macro_f1']:.3f}; "
+        f"chance {chance:.1%}).",
+        "This is a smoke-size run; the paper's 98% needs the full dataset "
+        "and ImageNet weights.",
+        f"Confusion matrix: {result['figure']}",
+        f"Model: {result['model']}",
+    ])
+
