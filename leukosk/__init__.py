@@ -4,6 +4,8 @@ The public API:
 
 * :class:`VGG19LeukocyteClassifier`: ImageNet VGG-19 transfer learning as a
   scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022).
+* :class:`RandomReflectRotate`: the paper's random reflection and rotation,
+  applied afresh every epoch on the training device, never at prediction.
 * :class:`WeightsUnavailableError`: raised when pretrained weights are neither
   cached nor downloadable.
 * :mod:`leukosk.datasets`: the bundled PBC sample.
@@ -18,10 +20,13 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "VGG19LeukocyteClassifier": "._classifier",
+    "RandomReflectRotate": "._augment",
+    "AugmentedImages": "._augment",
     "WeightsUnavailableError": "._weights",
 }
 
-__all__ = ["VGG19LeukocyteClassifier", "WeightsUnavailableError", "__version__"]
+__all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+           "WeightsUnavailableError", "__version__"]
 
 
 def __getattr__(name):

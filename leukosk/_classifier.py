@@ -17,10 +17,11 @@ from skorch.callbacks import (EpochScoring, EpochTimer, PassthroughScoring,
                               PrintLog, ProgressBar)
 from skorch.dataset import ValidSplit
 from skorch.history import History
-from skorch.utils import is_dataset
+from skorch.utils import is_dataset, to_device
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from ._augment import AugmentedImages, RandomReflectRotate
 from ._checkpoint import AtomicCheckpoint, checkpoint_files
 from ._dataset import ImageDataset
 from ._images import check_images
@@ -101,6 +102,17 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
     freeze_features : bool, default=False
         Keep the convolutional layers fixed (feature-extraction mode); only
         the fully connected layers train.
+    augment : None or RandomReflectRotate, default=None
+        Augment every training batch on the training device, freshly each
+        epoch; prediction is never augmented. The paper's augmentation is
+        ``RandomReflectRotate()`` (random mirrors, rotation 0-360 degrees). A
+        :class:`~leukosk.RandomReflectRotate` step before the classifier in a
+        pipeline does the same.
+    tta : bool, default=False
+        Test-time augmentation: ``predict_proba`` (and so ``predict`` and
+        ``score``) average the probabilities of the 8 symmetries of the
+        square (4 rotations by 90 degrees, with and without mirroring), which
+        need no interpolation. Costs 8 forward passes.
     validation : None, float or tuple (X_val, y_val), default=None
         Validation during ``fit``: ``None`` for none (so ``GridSearchCV`` and
         ``cross_val_score`` use all of each training fold); a fraction in
@@ -205,6 +217,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         image_size=224,
         head_lr_multiplier=20.0,
         freeze_features=False,
+        augment=None,
+        tta=False,
         validation=None,
         random_state=None,
         checkpoint_dir=None,
@@ -243,6 +257,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         self.image_size = image_size
         self.head_lr_multiplier = head_lr_multiplier
         self.freeze_features = freeze_features
+        self.augment = augment
+        self.tta = tta
         self.validation = validation
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
@@ -321,6 +337,10 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         if self.validation is not None and self.train_split is not None:
             raise ValueError("set either validation=... or skorch's "
                              "train_split=..., not both.")
+        if self.augment is not None and not isinstance(self.augment,
+                                                       RandomReflectRotate):
+            raise TypeError(f"augment={self.augment!r}: pass None or a "
+                            "leukosk.RandomReflectRotate(...).")
         if self.head_lr_multiplier < 0:
             raise ValueError(f"head_lr_multiplier={self.head_lr_multiplier!r} "
                              "must be >= 0.")
@@ -359,6 +379,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         """Wrap checked images (and encoded targets) in an ImageDataset."""
         if is_dataset(X):
             return X
+        if isinstance(X, AugmentedImages):
+            X = X.images
         return ImageDataset(check_images(X, check_files=False), y,
                             image_size=self.image_size)
 
@@ -391,7 +413,7 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
         if len(classes) < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); a classifier needs at "
+                f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at "
                 "least two. Check that the labels were read correctly.")
         self.classes_inferred_ = classes
         return self._encode(y, n_samples)
@@ -438,10 +460,12 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         -------
         self
         """
+        X, augmenter = self._unwrap_augmented(X)
         X = check_images(X)
         y_encoded = self._learn_classes(y, len(X))
         self._check_params()
-        with self._concrete_device() as device, seeded(self.random_state, device):
+        with self._concrete_device() as device, seeded(self.random_state, device), \
+                self._augmenting(augmenter):
             epochs = None
             if not self.warm_start or not self.initialized_:
                 epochs = self._initialize_or_resume()
@@ -454,6 +478,7 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         The first call learns ``classes_`` from ``y`` (or ``classes``); later
         calls must use the same labels.
         """
+        X, augmenter = self._unwrap_augmented(X)
         X = check_images(X)
         if not self.initialized_:
             if classes is not None:
@@ -461,11 +486,47 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
             y_encoded = self._learn_classes(y, len(X))
         else:
             y_encoded = self._encode(y, len(X))
-        with self._concrete_device() as device, seeded(self.random_state, device):
+        with self._concrete_device() as device, seeded(self.random_state, device), \
+                self._augmenting(augmenter):
             if not self.initialized_:
                 self.initialize()
             NeuralNet.partial_fit(self, X, y_encoded, **fit_params)
         return self
+
+    # ------------------------------------------------------------------
+    # augmentation
+    # ------------------------------------------------------------------
+    def _unwrap_augmented(self, X):
+        """Images and the augmenter to train with (pipeline or ``augment``)."""
+        if not isinstance(X, AugmentedImages):
+            return X, self.augment
+        if self.augment is not None:
+            raise ValueError(
+                "augmentation is configured twice: by a RandomReflectRotate "
+                "pipeline step and by augment=...; keep one of them.")
+        return X.images, X.augmenter
+
+    @contextlib.contextmanager
+    def _augmenting(self, augmenter):
+        """During the block, training batches pass through ``augmenter``."""
+        if augmenter is None:
+            yield
+            return
+        self._augment_with_ = (augmenter, augmenter.make_generator())
+        try:
+            yield
+        finally:
+            del self._augment_with_
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step, on a freshly augmented batch if augmenting."""
+        augment_with = getattr(self, "_augment_with_", None)
+        if augment_with is not None:
+            augmenter, generator = augment_with
+            Xi, yi = batch
+            Xi = augmenter.augment_batch(to_device(Xi, self.device), generator)
+            batch = (Xi, yi)
+        return super().train_step_single(batch, **fit_params)
 
     def _initialize_or_resume(self):
         """Initialise; with ``resume``, load the checkpoint. Epochs left to run."""
@@ -503,6 +564,17 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         with self._concrete_device() as concrete, preserved_rng(concrete):
             yield from super().forward_iter(X, training=training, device=device)
 
+    def evaluation_step(self, batch, training=False):
+        """skorch's inference step; with ``tta``, log of the 8-view mean probability."""
+        if training or not self.tta:
+            return super().evaluation_step(batch, training=training)
+        self.check_is_fitted()
+        Xi = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with torch.no_grad():
+            self._set_training(False)
+            # softmax (the predict nonlinearity) of log(p) gives back p.
+            return self.module_.tta_log_proba(to_device(Xi, self.device))
+
     def predict_proba(self, X):
         """Class probabilities, shape (n_images, n_classes), columns as ``classes_``.
 
@@ -515,6 +587,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         ndarray of shape (n, n_classes)
         """
         self.check_is_fitted()
+        if isinstance(X, AugmentedImages):
+            X = X.images
         if not is_dataset(X):
             X = check_images(X)
         return super().predict_proba(X)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.models import vgg19, vgg19_bn
 
+from ._augment import dihedral_views
 from ._images import resize_batch
 from ._weights import load_state_dict, normalization, resolve_weights
 
@@ -116,3 +117,9 @@ class LeukocyteVGG(nn.Module):
 
     def forward(self, x):
         return self.backbone(self.preprocess(x))
+
+    def tta_log_proba(self, x):
+        """Log of the class probabilities averaged over the 8 square symmetries."""
+        views = dihedral_views(self.preprocess(x))
+        proba = sum(torch.softmax(self.backbone(v), dim=1) for v in views)
+        return torch.log(proba / len(views))

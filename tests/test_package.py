@@ -22,6 +22,7 @@ def test_version_matches_metadata():
 
 def test_public_names():
     assert set(leukosk.__all__) == {"VGG19LeukocyteClassifier",
+                                    "RandomReflectRotate", "AugmentedImages",
                                     "WeightsUnavailableError", "__version__"}
     for name in leukosk.__all__:
         assert getattr(leukosk, name) is not None
