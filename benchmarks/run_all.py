@@ -11,7 +11,7 @@ import runpy
 import sys
 from pathlib import Path
 
-NEEDS_DATA = {"bench_tta_accuracy.py"}
+NEEDS_DATA = {"bench_tta_accuracy.py", "bench_load_pbc.py"}
 
 
 def main(argv=None):

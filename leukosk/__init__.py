@@ -8,7 +8,8 @@ The public API:
   applied afresh every epoch on the training device, never at prediction.
 * :class:`WeightsUnavailableError`: raised when pretrained weights are neither
   cached nor downloadable.
-* :mod:`leukosk.datasets`: the bundled PBC sample.
+* :mod:`leukosk.datasets`: ``load_pbc``, ``fetch_pbc`` and the bundled sample.
+* :mod:`leukosk.model_selection`: the paper's split, duplicate-aware splits.
 
 Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
 no files beyond its own and does not import torch, skorch or scikit-learn.
@@ -34,10 +35,10 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
-    if name in ("datasets",):
+    if name in ("datasets", "model_selection"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'leukosk' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | {"datasets"})
+    return sorted(set(globals()) | set(__all__) | {"datasets", "model_selection"})

@@ -1,5 +1,8 @@
 """Shared fixtures: tiny synthetic images and fast classifier settings."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,3 +35,20 @@ def tiny():
 def fast():
     """Keyword arguments for a fast classifier (copy per test)."""
     return dict(FAST)
+
+
+#: The development part of PBC beside the repository (absent outside it).
+SHARED_PBC = Path(__file__).resolve().parents[2] / "shared" / "data" / "PBC_dataset_normal_DIB"
+
+
+@pytest.fixture
+def pbc_folder(tmp_path):
+    """A small PBC-layout folder: 3 real images in each of 3 classes."""
+    from leukosk.datasets._sample import sample_folder
+
+    root = tmp_path / "PBC_dataset_normal_DIB"
+    for name in ("basophil", "eosinophil", "platelet"):
+        (root / name).mkdir(parents=True)
+        for src in sorted((sample_folder() / name).glob("*.jpg"))[:3]:
+            shutil.copyfile(src, root / name / src.name)
+    return root

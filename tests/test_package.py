@@ -28,3 +28,4 @@ def test_public_names():
         assert getattr(leukosk, name) is not None
     assert "VGG19LeukocyteClassifier" in dir(leukosk)
     assert leukosk.datasets.load_pbc_sample.__doc__
+    assert leukosk.model_selection.paper_split.__doc__

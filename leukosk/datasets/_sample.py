@@ -3,11 +3,7 @@
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import torch
-from sklearn.utils import Bunch
-
-from .._images import decode_image, resize_batch
+from ._pbc import load_pbc
 
 __all__ = ["load_pbc_sample", "sample_folder"]
 
@@ -15,11 +11,6 @@ __all__ = ["load_pbc_sample", "sample_folder"]
 def sample_folder():
     """Folder of the bundled sample, in PBC's ``<class>/<file>.jpg`` layout."""
     return Path(str(resources.files("leukosk.datasets") / "data" / "pbc_sample"))
-
-
-def _decode_resized(path, image_size):
-    image = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
-    return resize_batch(image, image_size).permute(1, 2, 0).numpy()
 
 
 def load_pbc_sample(*, image_size=224, return_paths=False, return_X_y=False):
@@ -43,9 +34,10 @@ def load_pbc_sample(*, image_size=224, return_paths=False, return_X_y=False):
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        ``images``: uint8 array (160, image_size, image_size, 3), or an array
-        of paths; ``target``: class names (str); ``target_names``: the eight
-        classes, sorted; ``filenames``: paths; ``DESCR``: source and licence.
+        As :func:`load_pbc` returns it: ``images`` (uint8 array (160,
+        image_size, image_size, 3), or paths), ``target`` (class names),
+        ``target_names``, ``filenames``, ``groups``, ...; ``DESCR`` holds the
+        source and licence.
     (images, target) : tuple if ``return_X_y``
 
     Notes
@@ -64,15 +56,9 @@ def load_pbc_sample(*, image_size=224, return_paths=False, return_X_y=False):
     ['basophil', 'eosinophil', 'erythroblast']
     """
     folder = sample_folder()
-    files = sorted(p for p in folder.glob("*/*.jpg"))
-    filenames = np.array([str(p) for p in files])
-    target = np.array([p.parent.name for p in files])
-    if return_paths:
-        images = filenames
-    else:
-        images = np.stack([_decode_resized(p, image_size) for p in files])
+    data = load_pbc(folder, image_size=None if return_paths else image_size,
+                    cache=False, verbose=False)
+    data.DESCR = (folder / "README.md").read_text(encoding="utf-8")
     if return_X_y:
-        return images, target
-    return Bunch(images=images, target=target, target_names=np.unique(target),
-                 filenames=filenames,
-                 DESCR=(folder / "README.md").read_text(encoding="utf-8"))
+        return data.images, data.target
+    return data
