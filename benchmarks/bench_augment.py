@@ -13,19 +13,14 @@ training device. Prints images/s of each and the ratio.
 """
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
+from _common import pick_device, sync
 from torchvision.transforms import v2
 
 from leukosk import RandomReflectRotate
-
-
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def batched(images, batch_size, device):
@@ -34,7 +29,7 @@ def batched(images, batch_size, device):
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device, non_blocking=True)
         aug.augment_batch(batch, generator)
-    _sync(device)
+    sync(device)
 
 
 def per_image(images, batch_size, device):
@@ -45,7 +40,7 @@ def per_image(images, batch_size, device):
     for start in range(0, len(images), batch_size):
         batch = [transform(img) for img in images[start:start + batch_size]]
         torch.stack(batch).to(device)
-    _sync(device)
+    sync(device)
 
 
 def measure(fn, images, batch_size, device, repeats):
@@ -64,19 +59,15 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args(argv)
-    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
-    device = "cuda" if cuda else "cpu"
+    device, description = pick_device(args.device)
     n = 64 if args.quick else 512
     batch_size = 32
     repeats = 1 if args.quick else 3
     torch.manual_seed(0)
     images = torch.randint(0, 256, (n, 3, args.size, args.size), dtype=torch.uint8)
-    name = (torch.cuda.get_device_name() if cuda else
-            f"{platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} threads")
     fast = measure(batched, images, batch_size, device, repeats)
     slow = measure(per_image, images, batch_size, device, repeats)
-    print(f"device: {device} ({name}); torch {torch.__version__}")
+    print(f"device: {description}")
     print(f"setup: {n} uint8 images {args.size}x{args.size}, batches of "
           f"{batch_size}, {repeats} repeat(s), median")
     print(f"leukosk RandomReflectRotate (batched): {fast:9.1f} images/s")

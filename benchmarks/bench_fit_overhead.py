@@ -11,20 +11,14 @@ nothing. Runs are interleaved and repeated; the median is reported.
 """
 
 import argparse
-import platform
 import statistics
 import time
 
 import numpy as np
 import torch
+from _common import pick_device, sync
 
 from leukosk import VGG19LeukocyteClassifier
-
-
-def device_name(device):
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def make_classifier(args, device):
@@ -42,7 +36,7 @@ def time_classifier(args, X, y, device):
     clf.warm_start = True
     start = time.perf_counter()
     clf.fit(X, y)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -68,13 +62,8 @@ def time_plain_loop(args, X, y, device):
             loss.backward()
             optimizer.step()
             loss.item()  # skorch records every batch loss; so do we
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
-
-
-def _sync(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def main(argv=None):
@@ -84,8 +73,8 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
-    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
-    device = "cuda" if cuda else "cpu"
+    device, description = pick_device(args.device)
+    cuda = device == "cuda"
     args.image_size = args.image_size or (224 if cuda else 32)
     args.n_images = 32 if args.quick else (640 if cuda else 96)
     args.batch_size = 8 if args.quick else (64 if cuda else 16)
@@ -102,7 +91,7 @@ def main(argv=None):
     n = args.n_images * args.epochs
     clf_ips = n / statistics.median(clf_times)
     plain_ips = n / statistics.median(plain_times)
-    print(f"device: {device} ({device_name(device)}); torch {torch.__version__}")
+    print(f"device: {description}")
     print(f"setup: {args.n_images} images {args.image_size}px, batch "
           f"{args.batch_size}, {args.epochs} epoch(s), {repeats} repeat(s), fp32")
     print(f"VGG19LeukocyteClassifier.fit: {clf_ips:8.1f} images/s")

@@ -10,8 +10,6 @@ and 64. Then a cached reload against the uncached load.
 """
 
 import argparse
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -19,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import pick_device
 from PIL import Image
 
 from leukosk.datasets import load_pbc
@@ -64,8 +63,7 @@ def main(argv=None):
         folder = (subset(args.data_dir, per_class, Path(tmp) / "pbc")
                   if per_class else Path(args.data_dir))
         n = sum(1 for _ in folder.glob("*/*"))
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; "
-              f"{n} files in {folder}")
+        print(f"device: {pick_device('cpu')[1]}; {n} files in {folder}")
         for size in (224, 64):
             plain_s, plain = timed(pil_loop, folder, size)
             ours_s, data = timed(load_pbc, folder, image_size=size, cache=False,

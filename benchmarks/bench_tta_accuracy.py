@@ -13,13 +13,12 @@ narrow VGG-19-BN: a CPU-sized proxy, not the paper's setting.
 
 import argparse
 import hashlib
-import platform
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
+from _common import pick_device
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
@@ -79,9 +78,7 @@ def main(argv=None):
         results[tta] = (accuracy_score(y_test, pred),
                         f1_score(y_test, pred, average="macro"),
                         time.perf_counter() - start)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"device: {device} ({platform.machine()}, {torch.get_num_threads()} "
-          f"threads); torch {torch.__version__}")
+    print(f"device: {pick_device()[1]}")
     print(f"data: {len(X_train)} train / {len(X_test)} test images of "
           f"{n_classes} classes from {args.data_dir}, {args.image_size}px, "
           f"{args.epochs} epochs, fit {fit_s:.0f} s")
