@@ -246,3 +246,27 @@ def test_tta_probabilities(tiny, fast):
     np.testing.assert_allclose(clf.predict_proba(turned), proba, rtol=1e-4, atol=1e-6)
     plain = clf.set_params(tta=False).predict_proba(X)
     assert not np.allclose(plain, proba)
+
+
+def test_labels_never_change(tiny, fast, monkeypatch):
+    """The batches that reach the loss keep their targets, in order."""
+    from skorch import NeuralNet
+
+    X, y = tiny
+    fast.update(max_epochs=2, batch_size=len(X), iterator_train__shuffle=False,
+                module__hidden_units=16)
+    seen = []
+    original = NeuralNet.train_step_single
+
+    def recording(self, batch, **kwargs):
+        seen.append((batch[0].clone(), batch[1].clone()))
+        return original(self, batch, **kwargs)
+
+    monkeypatch.setattr(NeuralNet, "train_step_single", recording)
+    clf = VGG19LeukocyteClassifier(augment=RandomReflectRotate(random_state=1), **fast)
+    clf.fit(X, y)
+    expected = np.searchsorted(clf.classes_, y)
+    assert len(seen) == 2
+    for images, targets in seen:
+        np.testing.assert_array_equal(targets.numpy(), expected)
+    assert not torch.equal(seen[0][0], seen[1][0])  # the pixels did change
