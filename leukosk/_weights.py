@@ -37,6 +37,21 @@ class WeightsUnavailableError(RuntimeError):
 
     The message names the file, where to put it, and the alternatives
     (``weights=None`` or ``weights="path/to/state_dict.pth"``).
+    Set ``LEUKOSK_OFFLINE=1`` to never attempt a download.
+
+    Examples
+    --------
+    >>> import os, tempfile, unittest.mock
+    >>> import numpy as np
+    >>> from leukosk import VGG19LeukocyteClassifier, WeightsUnavailableError
+    >>> X, y = np.zeros((2, 32, 32, 3), np.uint8), ["basophil", "platelet"]
+    >>> with tempfile.TemporaryDirectory() as empty, unittest.mock.patch.dict(
+    ...         os.environ, {"TORCH_HOME": empty, "LEUKOSK_OFFLINE": "1"}):
+    ...     try:
+    ...         VGG19LeukocyteClassifier(verbose=0).fit(X, y)
+    ...     except WeightsUnavailableError as exc:
+    ...         print("vgg19-dcbb9e9d.pth" in str(exc), "weights=None" in str(exc))
+    True True
     """
 
 

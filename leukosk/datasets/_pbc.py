@@ -29,7 +29,22 @@ PBC_CLASSES = ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
 
 
 class PBCDataWarning(UserWarning):
-    """Files were skipped, or duplicates carry conflicting labels."""
+    """Files were skipped, or duplicates carry conflicting labels.
+
+    :func:`load_pbc` reports the details in the returned ``skipped`` and
+    ``conflicts``; turn the warning into an error to refuse such data.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from leukosk.datasets import PBCDataWarning, load_pbc
+    >>> from leukosk.datasets._sample import sample_folder
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", PBCDataWarning)  # data problems are fatal
+    ...     data = load_pbc(sample_folder(), cache=False, verbose=False)
+    >>> len(data.target)
+    160
+    """
 
 
 def _check_folder(path):
