@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import estimator_checks as checks
 
-from leukosk import VGG19LeukocyteClassifier
+from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
 
 API_CHECKS = [
     checks.check_estimator_cloneable,
@@ -45,6 +45,15 @@ API_CHECKS = [
                          ids=lambda c: c.__name__)
 def test_sklearn_api_checks(check):
     estimator = VGG19LeukocyteClassifier(weights=None, verbose=0)
+    check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("check", API_CHECKS + [checks.check_no_attributes_set_in_init],
+                         ids=lambda c: c.__name__)
+def test_sklearn_api_checks_augmenter(check):
+    if check is checks.check_estimators_unfitted:
+        pytest.skip("stateless: RandomReflectRotate needs no fit (requires_fit=False)")
+    estimator = RandomReflectRotate()
     check(type(estimator).__name__, estimator)
 
 
