@@ -60,27 +60,38 @@ def _check_folder(path):
     return folder
 
 
+def _sorted_entries(folder):
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda entry: entry.name)
+
+
 def _list_files(folder):
-    """Candidate image files (path, label) and files skipped on sight."""
-    entries = sorted(folder.iterdir())
+    """Class names, candidate files (path, label, size, mtime) and skipped files.
+
+    One ``os.scandir`` pass: each file is stat'ed once, and the sizes and
+    modification times become the cache key.
+    """
+    entries = _sorted_entries(folder)
     if not entries:
         raise ValueError(f"the folder {str(folder)!r} is empty; expected one "
                          "subfolder per class with images inside.")
-    class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    if not class_dirs:
+    classes = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if not classes:
         raise ValueError(
             f"the folder {str(folder)!r} has no class subfolders; expected the "
             "PBC layout <folder>/<class>/<image>.jpg (e.g. basophil/BA_1.jpg).")
     candidates, skipped = [], []
-    for class_dir in class_dirs:
-        for f in sorted(class_dir.iterdir()):
+    for class_dir in classes:
+        for f in _sorted_entries(class_dir.path):
             if not f.is_file():
-                skipped.append((str(f), "not a file"))
+                skipped.append((f.path, "not a file"))
             elif f.name.startswith("."):
-                skipped.append((str(f), "hidden file"))
+                skipped.append((f.path, "hidden file"))
             else:
-                candidates.append((str(f), class_dir.name))
-    return class_dirs, candidates, skipped
+                stat = f.stat()
+                candidates.append((f.path, class_dir.name, stat.st_size,
+                                   stat.st_mtime_ns))
+    return [c.name for c in classes], candidates, skipped
 
 
 def _decode_resized(data, image_size):
@@ -137,30 +148,31 @@ def _scan(paths, image_size, n_jobs, verbose):
     return digests, errors, images
 
 
-def _file_key(paths):
-    """(path, size, mtime) of every file: what the cache is keyed on."""
-    key = []
-    for path in paths:
-        stat = os.stat(path)
-        key.append((path, stat.st_size, stat.st_mtime_ns))
-    return tuple(key)
+def _files_digest(files):
+    """SHA-256 over every file's path, size and mtime: the cache key."""
+    digest = hashlib.sha256()
+    for path, _, size, mtime in files:
+        digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
-def _scan_keyed(key, image_size, n_jobs, verbose):
-    return _scan([path for path, _, _ in key], image_size, n_jobs, verbose)
+def _scan_keyed(files_digest, paths, image_size, n_jobs, verbose):
+    """:func:`_scan`; joblib keys its cache on ``files_digest`` and ``image_size``."""
+    return _scan(paths, image_size, n_jobs, verbose)
 
 
-def _cached_scan(paths, image_size, n_jobs, verbose, cache, data_home):
+def _cached_scan(files, image_size, n_jobs, verbose, cache, data_home):
     """:func:`_scan`, memoised on the (path, size, mtime) of every file."""
-    key = _file_key(paths)
+    paths = [f[0] for f in files]
     if cache is False:
-        return _scan_keyed(key, image_size, n_jobs, verbose)
+        return _scan(paths, image_size, n_jobs, verbose)
     from joblib import Memory
 
     location = (Path(get_data_home(data_home)) / "cache" if cache is True
                 else Path(cache))
-    scan = Memory(location, verbose=0).cache(_scan_keyed, ignore=["n_jobs", "verbose"])
-    return scan(key, image_size, n_jobs, verbose)
+    scan = Memory(location, verbose=0).cache(
+        _scan_keyed, ignore=["paths", "n_jobs", "verbose"])
+    return scan(_files_digest(files), paths, image_size, n_jobs, verbose)
 
 
 def _duplicate_groups(digests):
@@ -259,10 +271,10 @@ def load_pbc(path, *, image_size=None, drop_duplicates=False, strict=False,
     ((160, 32, 32, 3), 8, [])
     """
     folder = _check_folder(path)
-    class_dirs, files, skipped = _list_files(folder)
-    digests, errors, images = _cached_scan([f[0] for f in files], image_size,
-                                           n_jobs, verbose, cache, data_home)
-    bad = [(path, why) for (path, _), why in zip(files, errors) if why]
+    class_names, files, skipped = _list_files(folder)
+    digests, errors, images = _cached_scan(files, image_size, n_jobs, verbose,
+                                           cache, data_home)
+    bad = [(f[0], why) for f, why in zip(files, errors) if why]
     if strict and (bad or skipped):
         raise ValueError(
             f"{len(bad) + len(skipped)} file(s) in {str(folder)!r} are not "
@@ -279,12 +291,12 @@ def load_pbc(path, *, image_size=None, drop_duplicates=False, strict=False,
     if drop_duplicates:
         dropped = _duplicates_to_drop(target, groups)
     report["dropped"] = filenames[dropped].tolist()
-    keep = ~dropped
-    if images is not None:
-        images = images[keep]
-    filenames, target, groups, digests = (a[keep] for a in
-                                          (filenames, target, groups, digests))
-    empty = sorted({d.name for d in class_dirs} - set(target))
+    if dropped.any():  # a mask that keeps everything would still copy
+        keep = ~dropped
+        images = None if images is None else images[keep]
+        filenames, target, groups, digests = (a[keep] for a in
+                                              (filenames, target, groups, digests))
+    empty = sorted(set(class_names) - set(target))
     if empty:
         report["skipped"] += [(str(folder / name), "class folder without images")
                               for name in empty]
