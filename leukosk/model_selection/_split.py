@@ -84,20 +84,21 @@ def paper_split(y, *, groups=None, train_size=0.7, n_per_class=None,
         raise ValueError(f"n_per_class={quota}: must be between 2 and the smallest "
                          f"class size ({int(counts.min())}).")
     side = {}  # group -> "train" / "test", shared across classes
+    selected = np.zeros(len(y), dtype=bool)  # chosen by their own class's quota
     for label in classes:
         members = np.flatnonzero(y == label)
         ids, sizes = np.unique(groups[members], return_counts=True)
         sizes = dict(zip(ids.tolist(), sizes.tolist()))
         chosen = _take_groups(rng.permutation(ids).tolist(), sizes, quota)
+        selected[members[np.isin(groups[members], chosen)]] = True
         n_train = round(train_size * sum(sizes[g] for g in chosen))
-        fixed = [g for g in chosen if g in side]
+        have = sum(sizes[g] for g in chosen if side.get(g) == "train")
         free = [g for g in chosen if g not in side]
-        have = sum(sizes[g] for g in fixed if side[g] == "train")
-        to_train = _take_groups(free, sizes, n_train - have)
-        for g in free:
-            side[g] = "train" if g in set(to_train) else "test"
+        to_train = set(_take_groups(free, sizes, n_train - have))
+        side.update({g: "train" if g in to_train else "test" for g in free})
     assigned = np.array([side.get(g, "") for g in groups.tolist()])
-    return np.flatnonzero(assigned == "train"), np.flatnonzero(assigned == "test")
+    return (np.flatnonzero(selected & (assigned == "train")),
+            np.flatnonzero(selected & (assigned == "test")))
 
 
 def stratified_group_split(y, *, groups=None, test_size=0.2, random_state=None):
