@@ -10,6 +10,8 @@ The public API:
   cached nor downloadable.
 * :mod:`leukosk.datasets`: ``load_pbc``, ``fetch_pbc`` and the bundled sample.
 * :mod:`leukosk.model_selection`: the paper's split, duplicate-aware splits.
+* :mod:`leukosk.protocols`: the paper's recipe in one call.
+* :mod:`leukosk.reports`: Fig. 5 / Fig. 6 style figures and metric tables.
 
 Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
 no files beyond its own and does not import torch, skorch or scikit-learn.
@@ -35,10 +37,11 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "model_selection"):
+    if name in ("datasets", "model_selection", "protocols", "reports"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'leukosk' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | {"datasets", "model_selection"})
+    return sorted(set(globals()) | set(__all__)
+                  | {"datasets", "model_selection", "protocols", "reports"})

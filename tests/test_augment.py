@@ -72,10 +72,14 @@ def test_centred_disc_stays_close(angle, fill):
     out = reflect_rotate(x, flags(1, False), flags(1, False),
                          torch.tensor([angle]), fill=fill)
     difference = (out.float() - x.float()).abs()[0, 0]
-    rim = np.abs(np.hypot(xx, yy) - 10) < 2
-    assert difference[torch.from_numpy(~rim)].max() <= 2  # away from the edge: same
+    # Inside the inscribed circle the rotated image always has source pixels;
+    # the corners are filled (reflected or constant) and may differ.
+    radius = np.hypot(xx, yy)
+    inside = torch.from_numpy(radius <= size // 2 - 1)
+    rim = torch.from_numpy(np.abs(radius - 10) < 2)
+    assert difference[inside & ~rim].max() <= 2  # away from the disc's edge: same
     # only the anti-aliased rim (about 6 % of the pixels here) may move much
-    assert (difference > 30).float().mean() < 0.1
+    assert (difference[inside] > 30).float().mean() < 0.1
 
 
 def test_corner_fill_is_not_black():

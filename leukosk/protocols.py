@@ -1,0 +1,94 @@
+"""Published protocols as one call: the classifier and the split of a paper."""
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["Protocol", "jarjees2022"]
+
+JARJEES2022 = (
+    "M. S. Jarjees, S. S. M. Sheet, B. T. Ahmed, \"Leukocytes identification "
+    "using augmentation and transfer learning based convolution neural "
+    "network\", TELKOMNIKA 20(2), 2022.")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A paper's recipe: the configured estimator and its train/test split.
+
+    Attributes
+    ----------
+    estimator : VGG19LeukocyteClassifier
+        Unfitted, configured as published.
+    split : callable
+        ``split(y, groups=None) -> (train_indices, test_indices)``.
+    reference : str
+        Whom to cite.
+    """
+
+    estimator: object
+    split: Callable
+    reference: str
+
+
+def jarjees2022(*, weights="IMAGENET1K_V1", random_state=None, device="auto",
+                **params):
+    """The recipe of Jarjees, Sheet & Ahmed (2022): 98.1 % on 8 PBC classes.
+
+    Each choice and its source (see the user guide's table):
+
+    - ImageNet VGG-19 with its last layer replaced by an 8-way one (paper,
+      Sections 2.3-2.4);
+    - random reflection and rotation by 0-360 degrees (paper, Section 2.2):
+      ``augment=RandomReflectRotate()``;
+    - 10 epochs (paper, Section 3); batch size 10 (its 6,800 iterations over
+      10 epochs are 680 per epoch, i.e. 6,800 training images in batches of
+      10);
+    - SGD with momentum 0.9, learning rate 1e-4, the new layer's rate x20, L2
+      1e-4 (MATLAB's ``trainingOptions('sgdm')`` and transfer-learning
+      defaults, which the paper evidently used);
+    - 224 x 224 input by resizing the whole image (VGG-19's input size,
+      MATLAB's ``augmentedImageDatastore``);
+    - the split: every class balanced to the smallest, then 70/30 per class
+      (:func:`leukosk.model_selection.paper_split`).
+
+    Parameters
+    ----------
+    weights : str, path-like, WeightsEnum or None, default="IMAGENET1K_V1"
+        As in :class:`~leukosk.VGG19LeukocyteClassifier`; ``None`` for a
+        from-scratch variant where ImageNet weights are unavailable.
+    random_state : None or int, default=None
+        Seeds the classifier, its augmentation and the split.
+    device : str, default="auto"
+    **params
+        Any other classifier parameter, overriding the recipe (e.g.
+        ``checkpoint_dir``, ``verbose``).
+
+    Returns
+    -------
+    Protocol
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.protocols import jarjees2022
+    >>> recipe = jarjees2022(random_state=0)
+    >>> recipe.estimator.get_params()["head_lr_multiplier"], recipe.estimator.max_epochs
+    (20.0, 10)
+    >>> y = np.repeat(["lymphocyte", "neutrophil"], [1214, 3329])
+    >>> train, test = recipe.split(y)
+    >>> len(train), len(test)
+    (1700, 728)
+    """
+    from ._augment import RandomReflectRotate
+    from ._classifier import VGG19LeukocyteClassifier
+    from .model_selection import paper_split
+
+    recipe = dict(weights=weights, image_size=224, max_epochs=10, batch_size=10,
+                  lr=1e-4, head_lr_multiplier=20.0, optimizer__momentum=0.9,
+                  optimizer__weight_decay=1e-4,
+                  augment=RandomReflectRotate(degrees=(0, 360), random_state=random_state),
+                  random_state=random_state, device=device)
+    recipe.update(params)
+    split = functools.partial(paper_split, train_size=0.7, random_state=random_state)
+    return Protocol(VGG19LeukocyteClassifier(**recipe), split, JARJEES2022)

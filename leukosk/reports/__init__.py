@@ -1,0 +1,12 @@
+"""Reports in the paper's style: Fig. 5 confusion matrix, Fig. 6 curves, tables.
+
+matplotlib is needed for the figures only (``pip install "leukosk[plot]"``).
+"""
+
+from ._figures import plot_confusion_matrix, plot_training_curves
+from ._paper import PAPER_ACCURACY, PAPER_CLASSES, PAPER_CONFUSION, paper_metrics
+from ._report import evaluation_report, report_markdown, write_report
+
+__all__ = ["plot_confusion_matrix", "plot_training_curves", "evaluation_report",
+           "report_markdown", "write_report", "paper_metrics", "PAPER_CONFUSION",
+           "PAPER_CLASSES", "PAPER_ACCURACY"]

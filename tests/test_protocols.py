@@ -1,0 +1,43 @@
+"""The paper's protocol as one call (leukosk/protocols.py)."""
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
+from leukosk.protocols import Protocol, jarjees2022
+
+
+def test_recipe_matches_the_paper():
+    recipe = jarjees2022(random_state=0)
+    assert isinstance(recipe, Protocol) and "TELKOMNIKA" in recipe.reference
+    clf = recipe.estimator
+    assert isinstance(clf, VGG19LeukocyteClassifier)
+    params = clf.get_params()
+    assert params["weights"] == "IMAGENET1K_V1"
+    assert params["image_size"] == 224 and params["max_epochs"] == 10
+    assert params["batch_size"] == 10 and params["lr"] == 1e-4
+    assert params["head_lr_multiplier"] == 20.0
+    assert params["optimizer"] is torch.optim.SGD
+    assert params["optimizer__momentum"] == 0.9
+    assert params["optimizer__weight_decay"] == 1e-4
+    assert isinstance(params["augment"], RandomReflectRotate)
+    assert params["augment"].degrees == (0, 360)
+    clone(clf)  # a proper scikit-learn estimator
+
+
+def test_split_is_the_balanced_70_30():
+    counts = {"basophil": 1218, "eosinophil": 3117, "erythroblast": 1551,
+              "ig": 2895, "lymphocyte": 1214, "monocyte": 1420,
+              "neutrophil": 3329, "platelet": 2348}
+    y = np.concatenate([[k] * n for k, n in counts.items()])
+    train, test = jarjees2022(random_state=0).split(y)
+    assert len(train) == 6800 and len(test) == 2912
+
+
+def test_overrides(tiny):
+    X, y = tiny
+    recipe = jarjees2022(weights=None, random_state=0, image_size=32, max_epochs=1,
+                         verbose=0, device="cpu", module__hidden_units=16)
+    clf = recipe.estimator.fit(X, y)
+    assert clf.predict(X).shape == (len(X),)

@@ -1,0 +1,91 @@
+"""Fig. 5 / Fig. 6 style figures and metric tables (leukosk/reports)."""
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from leukosk.reports import (PAPER_CLASSES, PAPER_CONFUSION, evaluation_report,  # noqa: E402
+                             paper_metrics, plot_confusion_matrix,
+                             plot_training_curves, report_markdown, write_report)
+
+
+def paper_predictions():
+    """(y_true, y_pred) whose confusion matrix is the paper's Fig. 5."""
+    y_true, y_pred = [], []
+    for predicted, row in enumerate(PAPER_CONFUSION):
+        for true, count in enumerate(row):
+            y_true += [PAPER_CLASSES[true]] * count
+            y_pred += [PAPER_CLASSES[predicted]] * count
+    return np.array(y_true), np.array(y_pred)
+
+
+def test_paper_metrics_match_the_margins_of_fig5():
+    m = paper_metrics()
+    assert round(100 * m["accuracy"], 1) == 98.1
+    printed_precision = [99.2, 100, 99.7, 94.7, 98.1, 95.5, 98.0, 100]
+    printed_recall = [98.6, 100, 98.1, 93.7, 99.2, 99.2, 96.4, 100]
+    for name, p, r in zip(PAPER_CLASSES, printed_precision, printed_recall):
+        assert round(100 * m[name]["precision"], 1) == p
+        assert round(100 * m[name]["recall"], 1) == r
+        assert m[name]["support"] == 364
+
+
+def test_evaluation_report_reproduces_paper_from_its_counts():
+    y_true, y_pred = paper_predictions()
+    report = evaluation_report(y_true, y_pred)
+    paper = report["paper"]
+    assert report["accuracy"] == pytest.approx(paper["accuracy"])
+    assert report["macro_f1"] == pytest.approx(paper["macro_f1"])
+    assert report["balanced_accuracy"] == pytest.approx(paper["balanced_accuracy"])
+    for name in PAPER_CLASSES:
+        assert report["per_class"][name]["recall"] == pytest.approx(paper[name]["recall"])
+    assert np.array_equal(np.array(report["confusion_matrix"]).T, PAPER_CONFUSION)
+    md = report_markdown(report, figures=["confusion_matrix.png"])
+    assert "| ig | 94.7 | 93.7 |" in md and "![confusion_matrix](confusion_matrix.png)" in md
+
+
+def test_confusion_figure_shows_counts_percentages_and_margins():
+    y_true, y_pred = paper_predictions()
+    fig = plot_confusion_matrix(y_true, y_pred)
+    assert isinstance(fig, Figure)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for expected in ("359", "12.3%", "99.2%", "93.7%", "98.1%", "1.9%"):
+        assert expected in texts
+    assert fig.axes[0].get_ylabel() == "Output Class"
+    assert len(texts) == 2 * (8 * 8 + 8 + 8 + 1)
+
+
+def test_training_curves_from_a_real_history(tiny, fast):
+    from leukosk import VGG19LeukocyteClassifier
+
+    X, y = tiny
+    fast.update(max_epochs=2, validation=1 / 3, module__hidden_units=16)
+    clf = VGG19LeukocyteClassifier(**fast).fit(X, y)
+    fig = plot_training_curves(clf.history_)
+    acc_ax, loss_ax = fig.axes
+    assert [line.get_label() for line in acc_ax.get_lines()][:2] == ["Training", "Validation"]
+    n_train_batches = sum(1 for e in clf.history_ for b in e["batches"]
+                          if "train_loss" in b)
+    assert max(loss_ax.get_lines()[0].get_xdata()) == n_train_batches  # one per iteration
+    with pytest.raises(ValueError, match="empty"):
+        plot_training_curves([])
+
+
+def test_write_report_files(tmp_path):
+    y_true, y_pred = paper_predictions()
+    history = [{"epoch": 1, "train_acc": 0.9, "train_loss": 0.3,
+                "batches": [{"train_loss": 0.4}, {"train_loss": 0.2}]}]
+    paths = write_report(tmp_path / "rep", y_true, y_pred, history=history)
+    for key in ("confusion_matrix", "training_curves"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert paths[key].with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    report = json.loads(paths["json"].read_text())
+    assert report["n_images"] == 2912
+    assert "training_curves.png" in paths["markdown"].read_text()
+    assert not [p for p in (tmp_path / "rep").iterdir() if p.name.endswith(".tmp")]
