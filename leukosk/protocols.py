@@ -24,6 +24,13 @@ class Protocol:
         ``split(y, groups=None) -> (train_indices, test_indices)``.
     reference : str
         Whom to cite.
+
+    Examples
+    --------
+    >>> from leukosk.protocols import jarjees2022
+    >>> recipe = jarjees2022()
+    >>> type(recipe.estimator).__name__, recipe.reference.split(",")[0]
+    ('VGG19LeukocyteClassifier', 'M. S. Jarjees')
     """
 
     estimator: object

@@ -83,6 +83,13 @@ def report_markdown(report, *, figures=(), title="Evaluation report"):
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> from leukosk.reports import evaluation_report, report_markdown
+    >>> report = evaluation_report(["ig", "platelet"], ["ig", "ig"])
+    >>> print(report_markdown(report).splitlines()[4])
+    | accuracy | 50.0 % | 98.1 % |
     """
     paper = report["paper"]
     lines = [
@@ -135,6 +142,16 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
     dict of str to pathlib.Path
         ``json``, ``markdown``, ``confusion_matrix`` and, with ``history``,
         ``training_curves``.
+
+    Examples
+    --------
+    >>> import tempfile, matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from leukosk.reports import write_report
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_report(folder, ["ig", "platelet"], ["ig", "ig"])
+    ...     sorted(p.name for p in paths.values())
+    ['confusion_matrix.png', 'report.json', 'report.md']
     """
     from ._figures import plot_confusion_matrix, plot_training_curves
 
