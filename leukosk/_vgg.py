@@ -78,6 +78,10 @@ class LeukocyteVGG(nn.Module):
         pretrained weights then loaded into the convolutional layers only.
     progress : bool, default=False
         Show a progress bar while downloading weights.
+    channels_last : bool, default=False
+        Keep weights and activations in channels-last (NHWC) memory layout,
+        which convolution kernels on GPUs (with mixed precision) and on
+        recent CPUs run faster.
 
     Examples
     --------
@@ -90,7 +94,7 @@ class LeukocyteVGG(nn.Module):
 
     def __init__(self, n_classes, weights=None, batch_norm=False, image_size=224,
                  freeze_features=False, dropout=0.5, hidden_units=4096,
-                 progress=False):
+                 progress=False, channels_last=False):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         state = load_state_dict(resolved, progress=progress)
@@ -107,6 +111,9 @@ class LeukocyteVGG(nn.Module):
         self.freeze_features = freeze_features
         self.preprocess = Preprocess(image_size, *normalization(resolved))
         self.backbone = backbone
+        self.memory_format = (torch.channels_last if channels_last
+                              else torch.contiguous_format)
+        self.to(memory_format=self.memory_format)
 
     def train(self, mode=True):
         """Set train mode; frozen features (and their batch norm) stay in eval."""
@@ -115,11 +122,15 @@ class LeukocyteVGG(nn.Module):
             self.backbone.features.eval()
         return self
 
+    def _prepared(self, x):
+        return self.preprocess(x).contiguous(memory_format=self.memory_format)
+
     def forward(self, x):
-        return self.backbone(self.preprocess(x))
+        return self.backbone(self._prepared(x))
 
     def tta_log_proba(self, x):
         """Log of the class probabilities averaged over the 8 square symmetries."""
         views = dihedral_views(self.preprocess(x))
-        proba = sum(torch.softmax(self.backbone(v), dim=1) for v in views)
-        return torch.log(proba / len(views))
+        batch = torch.cat(views).contiguous(memory_format=self.memory_format)
+        logits = self.backbone(batch).float().unflatten(0, (len(views), len(x)))
+        return torch.log(torch.softmax(logits, dim=2).mean(dim=0))

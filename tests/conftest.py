@@ -1,14 +1,28 @@
 """Shared fixtures: tiny synthetic images and fast classifier settings."""
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+#: Device the classifier tests train on: the CPU, or e.g. LEUKOSK_TEST_DEVICE=cuda
+#: to run the same tests on a GPU.
+TEST_DEVICE = os.environ.get("LEUKOSK_TEST_DEVICE", "cpu")
+
+def assert_same_fit_output(actual, expected):
+    """Outputs of two identically seeded fits: equal on the CPU, and close on a
+    GPU, where cuDNN's kernels are not bit-for-bit deterministic."""
+    if TEST_DEVICE == "cpu":
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
 #: Settings that make a VGG-19 fit take seconds on a CPU.
 FAST = dict(weights=None, image_size=32, max_epochs=1, batch_size=8,
-            verbose=0, random_state=0, device="cpu")
+            verbose=0, random_state=0, device=TEST_DEVICE)
 
 
 def make_images(n_per_class=6, classes=("basophil", "eosinophil", "platelet"),

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_fit_output
 from PIL import Image
 from sklearn.exceptions import NotFittedError
 
@@ -32,11 +33,16 @@ def test_integer_labels_are_kept(tiny, fast):
 
 
 def test_learns_separable_colours(tiny, fast):
-    """From scratch, a (narrow) VGG-19-BN learns three colour classes."""
+    """From scratch, a (narrow) VGG-19-BN learns three colour classes.
+
+    Without dropout, so that the outcome does not hinge on the dropout masks
+    (which differ between CPU and CUDA); it then holds for every seed tried.
+    """
     X, y = tiny
     fast.update(batch_norm=True, max_epochs=30, lr=1e-3, batch_size=18,
                 head_lr_multiplier=1.0, module__hidden_units=64,
-                optimizer=torch.optim.Adam, optimizer__weight_decay=0.0)
+                module__dropout=0.0, optimizer=torch.optim.Adam,
+                optimizer__weight_decay=0.0)
     clf = VGG19LeukocyteClassifier(**fast).fit(X, y)
     losses = clf.history_[:, "train_loss"]
     assert losses[-1] < 0.85 * losses[0]
@@ -54,8 +60,7 @@ def test_paths_are_decoded_lazily_like_arrays(tiny, fast, tmp_path):
     np.testing.assert_allclose(clf.predict_proba(paths), clf.predict_proba(X),
                                rtol=1e-5, atol=1e-6)
     from_paths = VGG19LeukocyteClassifier(**fast).fit(paths, y)
-    np.testing.assert_allclose(from_paths.predict_proba(X), clf.predict_proba(X),
-                               rtol=1e-5, atol=1e-6)
+    assert_same_fit_output(from_paths.predict_proba(X), clf.predict_proba(X))
 
 
 def test_float_images_match_uint8(tiny, fast):
@@ -73,7 +78,7 @@ def test_same_seed_same_model_and_global_rng_untouched(tiny, fast):
     first = VGG19LeukocyteClassifier(**fast).fit(X, y).predict_proba(X)
     assert torch.equal(torch.rand(1), before)
     second = VGG19LeukocyteClassifier(**fast).fit(X, y).predict_proba(X)
-    np.testing.assert_array_equal(first, second)
+    assert_same_fit_output(first, second)
     fast["random_state"] = 1
     third = VGG19LeukocyteClassifier(**fast).fit(X, y).predict_proba(X)
     assert not np.allclose(first, third)
