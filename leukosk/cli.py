@@ -36,6 +36,7 @@ def _classifier_overrides(args):
         "device": args.device, "batch_size": args.batch_size, "lr": args.lr,
         "batch_norm": args.batch_norm or None,
         "module__hidden_units": args.hidden_units, "random_state": args.seed,
+        "amp": args.amp or None, "channels_last": args.channels_last or None,
     }
     overrides = {k: v for k, v in options.items() if v is not None}
     if "weights" in vars(args):  # given, possibly as 'none'
@@ -52,13 +53,18 @@ def _add_training_options(parser, *, paper_defaults):
                             "dict, or 'none' to train from scratch")
     group.add_argument("--image-size", type=_positive_int, help="side in px (224)")
     group.add_argument("--epochs", type=_positive_int, help="training epochs (10)")
-    group.add_argument("--batch-size", type=_positive_int, help="mini-batch (10)")
+    group.add_argument("--batch-size", type=_positive_int, help="mini-batch (10); reproduce scales "
+                       "the learning rate with it")
     group.add_argument("--lr", type=float, help="learning rate (1e-4)")
     group.add_argument("--batch-norm", action="store_true",
                        help="VGG-19 with batch normalisation")
     group.add_argument("--hidden-units", type=_positive_int,
                        help="width of the hidden FC layers (4096)")
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    group.add_argument("--amp", action="store_true",
+                       help="bfloat16 mixed precision (fast on recent GPUs/CPUs)")
+    group.add_argument("--channels-last", action="store_true",
+                       help="channels-last memory layout (use with --amp)")
     group.add_argument("--seed", type=int, help="random seed")
     group.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -9,6 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
+from leukosk import VGG19LeukocyteClassifier  # noqa: E402
 from leukosk.cli import build_parser, main  # noqa: E402
 
 TINY = ["--weights", "none", "--image-size", "32", "--epochs", "1",
@@ -58,10 +59,15 @@ def test_predict_csv_and_json(model_dir, pbc_folder, tmp_path, capsys):
 
 def test_reproduce_runs_the_protocol(pbc_folder, tmp_path, capsys):
     report = tmp_path / "repro"
-    assert main(["reproduce", str(pbc_folder), "--report", str(report)] + TINY) == 0
+    argv = ["reproduce", str(pbc_folder), "--report", str(report), "--amp",
+            "--channels-last"] + TINY
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "paper protocol: trained on 6, tested on 3 images" in out
-    assert (report / "model.safetensors").is_file()
+    model = VGG19LeukocyteClassifier.load(report / "model.safetensors")
+    assert model.amp and model.channels_last
+    batch = model.batch_size
+    assert model.lr == pytest.approx(1e-4 * batch / 10)  # scaled with the batch
     md = (report / "report.md").read_text()
     assert "Reproduction of Jarjees et al. (2022)" in md and "98.1 %" in md
 
