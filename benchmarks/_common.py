@@ -1,9 +1,15 @@
-"""What every benchmark prints first: the device it measured on."""
+"""Shared by the benchmarks: the device line, timing helpers, FLOP counts."""
 
 import os
 import platform
+import statistics
+import time
 
 import torch
+
+# Fixed image sizes: let cuDNN pick the fastest convolution algorithms (the
+# performance guide recommends the same to users).
+torch.backends.cudnn.benchmark = True
 
 
 def pick_device(requested="auto"):
@@ -19,3 +25,58 @@ def sync(device):
     """Wait for queued GPU work, so that timings cover it."""
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def median_time(func, repeats):
+    """Median wall time of ``repeats`` calls of ``func()`` (which must sync)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_gflops(device, dtype=torch.float32):
+    """The machine's practical peak: GFLOP/s of a large matrix product.
+
+    Measured, not looked up, so it names what this device reaches in
+    ``dtype`` right now (a datasheet figure would not exist for every CPU).
+    """
+    n = 8192 if device == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    repeats = 10 if device == "cuda" else 3
+
+    def run():
+        for _ in range(repeats):
+            a @ b
+        sync(device)
+
+    # On CUDA, cuDNN runs float32 convolutions in TF32 by default, so the
+    # float32 peak to compare with is the TF32 one.
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        run()  # warm-up
+        return 2 * n**3 * repeats / median_time(run, 3) / 1e9
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def forward_gflop(module, image_size):
+    """GFLOP of one forward pass of ``module`` on one image (multiply-add = 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = getattr(module, "_orig_mod", module)
+    param = next(module.parameters())
+    x = torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8,
+                    device=param.device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module.eval()(x)
+    return counter.get_total_flops() / 1e9
+
+
+def precision_name(amp, channels_last=False):
+    """How a run's precision and layout are printed."""
+    return ("bf16 autocast" if amp else "fp32") + (", channels_last" if channels_last else "")
