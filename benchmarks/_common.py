@@ -1,5 +1,6 @@
 """Shared by the benchmarks: the device line, timing helpers, FLOP counts."""
 
+import argparse
 import os
 import platform
 import statistics
@@ -19,6 +20,20 @@ def pick_device(requested="auto"):
     cpu = platform.processor() or platform.machine()
     return "cpu", (f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} "
                    f"torch threads); torch {torch.__version__}")
+
+
+def training_parser(doc, precision=True):
+    """The options the throughput benchmarks share (None: the script's default)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI-sized run")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--images", type=int, default=None)
+    if precision:
+        parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+        parser.add_argument("--channels-last", action="store_true")
+    return parser
 
 
 def sync(device):

@@ -10,12 +10,11 @@ by a warm-up fit). Prints images/s of each and the ratio to fp32.
     python benchmarks/bench_fast_path.py --quick      # CI-sized
 """
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from _common import median_time, pick_device, sync
+from _common import median_time, pick_device, sync, training_parser
 
 from leukosk import VGG19LeukocyteClassifier
 
@@ -36,12 +35,7 @@ def fitted_warm(params, X, y, args, device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--images", type=int, default=None)
+    parser = training_parser(__doc__, precision=False)
     parser.add_argument("--compile", action="store_true", help="also compile=True")
     args = parser.parse_args(argv)
     device, description = pick_device(args.device)

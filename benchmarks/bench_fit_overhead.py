@@ -15,14 +15,13 @@ repeated; medians are reported.
     python benchmarks/bench_fit_overhead.py --quick      # CI-sized
 """
 
-import argparse
 import contextlib
 import statistics
 import time
 
 import numpy as np
 import torch
-from _common import pick_device, precision_name, sync
+from _common import pick_device, precision_name, sync, training_parser
 
 from leukosk import VGG19LeukocyteClassifier
 
@@ -109,15 +108,8 @@ def time_on_device_loop(args, X, y, device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--images", type=int, default=None)
+    parser = training_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
-    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args(argv)
     device, description = pick_device(args.device)
     cuda = device == "cuda"

@@ -13,13 +13,12 @@ precision.
     python benchmarks/bench_predict.py --quick         # CI-sized
 """
 
-import argparse
 import contextlib
 
 import numpy as np
 import torch
 from _common import (forward_gflop, median_time, peak_gflops, pick_device,
-                     precision_name, sync)
+                     precision_name, sync, training_parser)
 
 from leukosk import VGG19LeukocyteClassifier
 
@@ -46,14 +45,7 @@ def plain_predict(module, X, args, device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--images", type=int, default=None)
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
-    parser.add_argument("--channels-last", action="store_true")
+    parser = training_parser(__doc__)
     args = parser.parse_args(argv)
     device, description = pick_device(args.device)
     cuda = device == "cuda"
