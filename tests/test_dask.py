@@ -1,5 +1,6 @@
 """Searches on a Dask cluster of 2 local worker processes (issue 8)."""
 
+import contextlib
 import os
 import signal
 import threading
@@ -26,14 +27,20 @@ def _search(**params):
                         cv=StratifiedKFold(2))
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def _local_cluster():
     """2 worker processes on 127.0.0.1, one thread each (as torch gets)."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                   processes=True, host="127.0.0.1",
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield cluster, client
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with _local_cluster() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +138,19 @@ def _run_in_thread(func):
     return thread, outcome
 
 
+def _search_killing_a_worker(client, X, y, timeout=180):
+    """Run a search, SIGKILL a busy worker; the outcome within ``timeout`` s."""
+    thread, outcome = _run_in_thread(lambda: fit_on_dask(_search(), X, y, client=client))
+    _kill_a_busy_worker(client)
+    thread.join(timeout)
+    assert not thread.is_alive(), "the search hung after a worker died"
+    return outcome
+
+
 def test_a_killed_worker_is_survived(serial, tiny_module):
     X, y = tiny_module
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        thread, outcome = _run_in_thread(
-            lambda: fit_on_dask(_search(), X, y, client=client))
-        _kill_a_busy_worker(client)
-        thread.join(180)
-        assert not thread.is_alive(), "the search hung after a worker died"
+    with _local_cluster() as (_, client):
+        outcome = _search_killing_a_worker(client, X, y)
     assert "error" not in outcome, outcome.get("error")
     np.testing.assert_array_equal(_scores(outcome["result"])[0], _scores(serial)[0])
 
@@ -150,14 +160,8 @@ def test_a_worker_dying_every_time_is_reported(tiny_module):
 
     X, y = tiny_module
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        thread, outcome = _run_in_thread(
-            lambda: fit_on_dask(_search(), X, y, client=client))
-        _kill_a_busy_worker(client)
-        thread.join(180)
-        assert not thread.is_alive(), "the search hung after a worker died"
+            _local_cluster() as (_, client):
+        outcome = _search_killing_a_worker(client, X, y)
     error = outcome.get("error")
     assert isinstance(error, RuntimeError), error
     message = str(error)

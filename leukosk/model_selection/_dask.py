@@ -16,6 +16,7 @@ from sklearn.base import clone
 
 __all__ = ["fit_on_dask"]
 
+
 def _distributed():
     try:
         import distributed
@@ -57,7 +58,11 @@ class _NamedBatch:
 
 
 def _backend(**kwargs):
-    """joblib's Dask backend, with each task named after its candidate and fold."""
+    """joblib's Dask backend, with each task named after its candidate and fold.
+
+    It extends two methods of joblib's backend (which lives in the private
+    ``joblib._dask``); the tests exercise both, so a change in joblib shows.
+    """
     from joblib._dask import DaskDistributedBackend
 
     class NamedTaskDaskBackend(DaskDistributedBackend):
@@ -69,7 +74,8 @@ def _backend(**kwargs):
             batch, tasks = await super()._to_func_args(func)
             descriptions = [_describe(kwargs) for _, _, kwargs in tasks]
             description = "; ".join(descriptions)
-            name = "leukosk-fit-" + description.replace(",", "").replace(";", "").replace(" ", "-")
+            words = description.replace(",", "").replace(";", "").split()
+            name = "leukosk-fit-" + "-".join(words)
             self.fits[name] = (description, [kw.get("parameters") for _, _, kw in tasks])
             return _NamedBatch(batch, name, description), tasks
 
