@@ -84,8 +84,9 @@ def _array_dataset(dataset):
 class VGG19LeukocyteClassifier(NeuralNetClassifier):
     """Leukocyte image classifier: ImageNet VGG-19 transfer learning.
 
-    A scikit-learn classifier (a :class:`skorch.NeuralNetClassifier`) over
-    torchvision's VGG-19 whose last fully connected layer is replaced by one
+    A scikit-learn classifier (a
+    :class:`skorch.NeuralNetClassifier <skorch.classifier.NeuralNetClassifier>`)
+    over torchvision's VGG-19 whose last fully connected layer is replaced by one
     with ``len(classes_)`` outputs, as in Jarjees, Sheet & Ahmed (2022). The
     defaults are that paper's recipe, which follows MATLAB's
     transfer-learning defaults: SGD with momentum 0.9, learning rate 1e-4 (the
@@ -199,8 +200,9 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
     verbose : int, default=1
         Print a per-epoch table and show a progress bar; 0 is silent.
     **kwargs
-        Any other :class:`skorch.NeuralNetClassifier` parameter, with skorch's
-        prefix routing (``iterator_train__num_workers=4``,
+        Any other parameter of
+        :class:`skorch.NeuralNetClassifier <skorch.classifier.NeuralNetClassifier>`,
+        with skorch's prefix routing (``iterator_train__num_workers=4``,
         ``callbacks=[...]``, ``classes=[...]``, ...).
 
     Attributes
@@ -216,7 +218,7 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
 
     See Also
     --------
-    skorch.NeuralNetClassifier : the base class and its parameters.
+    skorch.classifier.NeuralNetClassifier : the base class and its parameters.
 
     Notes
     -----
