@@ -30,14 +30,20 @@ from leukosk.reports import write_report
 if not torch.cuda.is_available():
     sys.exit("This script needs a CUDA GPU; see examples/plot_quickstart.py for CPU.")
 
-pbc = load_pbc(sys.argv[1]) if len(sys.argv) > 1 else fetch_pbc()
+# Decoded at 224 px into one uint8 array (17,092 images: 2.6 GB), which the
+# classifier copies to the GPU once and cuts batches from there.
+if len(sys.argv) > 1:
+    pbc = load_pbc(sys.argv[1], image_size=224)
+else:
+    pbc = fetch_pbc(image_size=224)
 report_dir = sys.argv[2] if len(sys.argv) > 2 else "paper-report"
 print(f"{len(pbc.target)} images; skipped: {pbc.skipped}; "
       f"label conflicts: {pbc.conflicts}")
 
-recipe = jarjees2022(random_state=0, device="cuda",
-                     iterator_train__num_workers=8, iterator_valid__num_workers=8,
-                     iterator_train__pin_memory=True)
+# The paper's recipe, with bfloat16 autocast and channels-last memory: the
+# same optimisation, about 1.5x faster (10 epochs in about a minute on an
+# H200, see the performance page). Drop them for float32.
+recipe = jarjees2022(random_state=0, device="cuda", amp=True, channels_last=True)
 train, test = recipe.split(pbc.target, groups=pbc.groups)
 print(f"paper split: {len(train)} training and {len(test)} test images")
 
