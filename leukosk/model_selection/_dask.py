@@ -61,7 +61,8 @@ def _backend(**kwargs):
     """joblib's Dask backend, with each task named after its candidate and fold.
 
     It extends two methods of joblib's backend (which lives in the private
-    ``joblib._dask``); the tests exercise both, so a change in joblib shows.
+    ``joblib._dask``) and reuses its scattered data for the refit; the tests
+    exercise all three, so a change in joblib shows.
     """
     from joblib._dask import DaskDistributedBackend
 
@@ -110,14 +111,6 @@ def _explain_lost_worker(exc, backend):
         f"({type(exc).__name__}: {exc}). Typical causes: running out of memory "
         "(GPU or host) or a crash in native code; check the worker logs, lower "
         "batch_size, or give the workers more memory.")
-
-
-def _best_index(search, refit):
-    results = search.cv_results_
-    if callable(refit):
-        return int(refit(results))
-    metric = refit if isinstance(refit, str) else "score"
-    return int(results[f"rank_test_{metric}"].argmin())
 
 
 def _timed_fit(estimator, X, y, fit_params):
@@ -214,23 +207,30 @@ def fit_on_dask(search, X, y=None, *, client=None, resources=None,
     finally:
         search.refit = refit
     if on_workers:
-        _refit_on_worker(search, client, X, y, fit_params, submit)
+        # The data the search scattered to the workers serve the refit too.
+        scattered = getattr(backend, "data_futures", {})  # joblib: id -> future
+        X_future, y_future = (scattered.get(id(v), v) for v in (X, y))
+        _refit_on_worker(search, client, X_future, y_future, fit_params, submit)
     return search
 
 
 def _refit_on_worker(search, client, X, y, fit_params, submit):
-    """The refit step of ``search.fit``, run as one task on a worker."""
-    best = _best_index(search, search.refit)
-    results = search.cv_results_
+    """The refit step of ``search.fit``, run as one task on a worker.
+
+    Selects the best candidate as scikit-learn does (``refit`` callable, a
+    metric name, or the single score), then fits it on a worker.
+    """
+    refit, results = search.refit, search.cv_results_
+    metric = refit if isinstance(refit, str) else "score"
+    best = int(refit(results)) if callable(refit) else \
+        int(results[f"rank_test_{metric}"].argmin())
     search.best_index_ = best
     search.best_params_ = results["params"][best]
-    if not callable(search.refit):
-        metric = search.refit if isinstance(search.refit, str) else "score"
+    if not callable(refit):
         search.best_score_ = results[f"mean_test_{metric}"][best]
     estimator = clone(search.estimator).set_params(
         **clone(search.best_params_, safe=False))
-    X_future, y_future = client.scatter([X, y])
-    future = client.submit(_timed_fit, estimator, X_future, y_future, fit_params,
+    future = client.submit(_timed_fit, estimator, X, y, fit_params,
                            key=f"leukosk-refit-candidate-{best + 1}-{uuid.uuid4().hex}",
                            **submit)
     search.best_estimator_, search.refit_time_ = future.result()
