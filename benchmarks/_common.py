@@ -36,6 +36,18 @@ def training_parser(doc, precision=True):
     return parser
 
 
+def load_folder(path, image_size):
+    """A PBC folder decoded at ``image_size``, without the data-report warnings
+    (the benchmarks report their own figures)."""
+    import warnings
+
+    from leukosk.datasets import PBCDataWarning, load_pbc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PBCDataWarning)
+        return load_pbc(path, image_size=image_size, verbose=False)
+
+
 def sync(device):
     """Wait for queued GPU work, so that timings cover it."""
     if device == "cuda":

@@ -13,7 +13,6 @@ by a warm-up fit). Prints images/s of each and the ratio to fp32.
 import time
 
 import numpy as np
-import torch
 from _common import median_time, pick_device, sync, training_parser
 
 from leukosk import VGG19LeukocyteClassifier

@@ -15,10 +15,9 @@ here, accuracy is the job of ``protocol_experiment.py``), else random.
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-from _common import pick_device, precision_name, sync
+from _common import load_folder, pick_device, precision_name, sync
 
 from leukosk.protocols import jarjees2022
 
@@ -32,10 +31,7 @@ def images_for(args):
                                   args.image_size, 3), dtype=np.uint8)
         y = np.array([f"class{i % 8}" for i in range(len(X))])
     else:
-        from leukosk.datasets import PBCDataWarning, load_pbc
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PBCDataWarning)
-            data = load_pbc(args.data_dir, image_size=args.image_size, verbose=False)
+        data = load_folder(args.data_dir, args.image_size)
         X, y = data.images, data.target
     index = np.resize(np.random.default_rng(0).permutation(len(X)), args.images)
     return X[index], y[index]

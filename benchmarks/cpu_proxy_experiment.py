@@ -15,16 +15,14 @@ paper's setting.
 import argparse
 import math
 import time
-import warnings
 
 import numpy as np
 import torch
-from _common import pick_device
+from _common import load_folder, pick_device
 from skorch.callbacks import LRScheduler
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
-from leukosk.datasets import PBCDataWarning, load_pbc
 from leukosk.model_selection import stratified_group_split
 
 OPTIMIZERS = {
@@ -67,9 +65,7 @@ def main(argv=None):
                         help="skip the (8x slower) evaluation with TTA")
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PBCDataWarning)
-        data = load_pbc(args.data_dir, image_size=args.image_size, verbose=False)
+    data = load_folder(args.data_dir, args.image_size)
     train, test = stratified_group_split(data.target, groups=data.groups,
                                          test_size=0.2, random_state=0)
     if args.limit:

@@ -13,26 +13,19 @@ figures, JSON, Markdown) is written to --report.
 
 import argparse
 import time
-import warnings
 
-import torch
-from _common import pick_device, precision_name
+from _common import load_folder, pick_device, precision_name
 from sklearn.metrics import accuracy_score, f1_score
 
-from leukosk.datasets import PBCDataWarning, load_pbc
+from leukosk._weights import resolve_weights, weights_cache_path
 from leukosk.protocols import jarjees2022
 from leukosk.reports import write_report
 
 
 def imagenet_weights_cached(batch_norm):
     """Whether torchvision's ImageNet weights are in the torch hub cache."""
-    from pathlib import Path
-
-    from torchvision.models import VGG19_BN_Weights, VGG19_Weights
-
-    weights = (VGG19_BN_Weights if batch_norm else VGG19_Weights).IMAGENET1K_V1
-    name = weights.url.rsplit("/", 1)[1]
-    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
+    weights = resolve_weights("IMAGENET1K_V1", batch_norm=batch_norm)
+    return weights_cache_path(weights).is_file()
 
 
 def main(argv=None):
@@ -45,9 +38,7 @@ def main(argv=None):
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PBCDataWarning)
-        data = load_pbc(args.data_dir, image_size=args.image_size, verbose=False)
+    data = load_folder(args.data_dir, args.image_size)
     print(f"device: {pick_device()[1]}")
     for batch_norm in (False, True):
         pretrained = imagenet_weights_cached(batch_norm)
