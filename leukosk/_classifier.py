@@ -192,7 +192,9 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         The network. ``module__dropout=...`` (default 0.5) and
         ``module__hidden_units=...`` (default 4096; e.g. 256 for a much
         faster from-scratch CPU model, with pretrained weights then only in
-        the convolutional layers) reach its constructor.
+        the convolutional layers) reach its constructor. From scratch with
+        256 hidden units, ``module__dropout=0`` learned several times faster
+        than 0.5 in our CPU runs (see the reproducing page).
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
     train_split : None or callable, default=None
         skorch's general split mechanism (e.g. ``skorch.dataset.ValidSplit``);

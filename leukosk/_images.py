@@ -188,6 +188,15 @@ def _float_to_float32(X):
     return X.astype(np.float32, copy=False)
 
 
+def rgb_array(source):
+    """PIL's decoding of ``source`` (a path or a binary file object) as an
+    (H, W, 3) ``uint8`` RGB array; PIL's exceptions pass through."""
+    from PIL import Image
+
+    with Image.open(source) as img:
+        return np.array(img.convert("RGB"))
+
+
 def decode_image(path):
     """Decode one image file to a ``uint8`` RGB array of shape (H, W, 3).
 
@@ -218,11 +227,10 @@ def decode_image(path):
     ...     decode_image(d + "/gray.png").shape
     (4, 5, 3)
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"))
+        return rgb_array(path)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ValueError(
             f"cannot decode image file {str(path)!r} ({exc}). The file is not "

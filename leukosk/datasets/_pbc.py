@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 
-from .._images import resize_batch
+from .._images import resize_batch, rgb_array
 from ._home import get_data_home
 
 __all__ = ["load_pbc", "PBCDataWarning", "PBC_CLASSES"]
@@ -95,11 +95,7 @@ def _list_files(folder):
 
 
 def _decode_resized(data, image_size):
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        array = np.array(img.convert("RGB"))
-    chw = torch.from_numpy(array).permute(2, 0, 1)
+    chw = torch.from_numpy(rgb_array(io.BytesIO(data))).permute(2, 0, 1)
     return resize_batch(chw, image_size).permute(1, 2, 0).numpy()
 
 

@@ -113,7 +113,8 @@ def report_markdown(report, *, figures=(), title="Evaluation report"):
     return "\n".join(lines) + "\n"
 
 
-def _save_figure(fig, path):
+def save_figure(fig, path):
+    """Write ``fig`` as PNG and SVG beside ``path`` atomically; close it."""
     import matplotlib.pyplot as plt
 
     for suffix in (".png", ".svg"):
@@ -157,11 +158,11 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
 
     folder = Path(folder)
     report = evaluation_report(y_true, y_pred, labels=labels)
-    paths = {"confusion_matrix": _save_figure(
+    paths = {"confusion_matrix": save_figure(
         plot_confusion_matrix(y_true, y_pred, labels=report["labels"]),
         folder / "confusion_matrix")}
     if history is not None:
-        paths["training_curves"] = _save_figure(plot_training_curves(history),
+        paths["training_curves"] = save_figure(plot_training_curves(history),
                                                 folder / "training_curves")
     paths["json"] = folder / "report.json"
     with atomic_path(paths["json"]) as tmp:
