@@ -61,6 +61,16 @@ def test_confusion_figure_shows_counts_percentages_and_margins():
     assert len(texts) == 2 * (8 * 8 + 8 + 8 + 1)
 
 
+def test_undefined_rates_show_nan_as_matlab_does():
+    # "c" is never predicted (precision undefined), "d" never true (recall).
+    fig = plot_confusion_matrix(["a", "b", "c", "c"], ["a", "b", "a", "d"],
+                                labels=["a", "b", "c", "d"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("NaN%") == 4      # two lines in each of two margins
+    assert "50.0%" in texts              # precision of "a": 1 of 2
+    assert "0.0%" in texts               # recall of "c": none of 2
+
+
 def test_training_curves_from_a_real_history(tiny, fast):
     from leukosk import VGG19LeukocyteClassifier
 

@@ -24,6 +24,14 @@ def _pct(x):
     return f"{100 * x:.1f}%"
 
 
+def _rate(hits, n):
+    """A margin's two lines: the rate and its complement; NaN% (as MATLAB
+    prints it) when nothing was predicted as, or belongs to, the class."""
+    if n == 0:
+        return ["NaN%", "NaN%"]
+    return [_pct(hits / n), _pct(1 - hits / n)]
+
+
 def _cell(ax, row, col, color, lines, colors=("black",)):
     """One square of the grid with one or two centred lines of text."""
     from matplotlib.patches import Rectangle
@@ -41,7 +49,9 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, ax=None, title=None):
     Rows are the output (predicted) class and columns the target (true) class.
     Each cell shows the count and its share of all images; the right column
     gives each predicted class's precision (and error), the bottom row each
-    true class's recall (and error), the corner the overall accuracy.
+    true class's recall (and error), the corner the overall accuracy. A rate
+    with nothing to divide by (a class never predicted, or absent from
+    ``y_true``) shows ``NaN%``, as in MATLAB.
 
     Parameters
     ----------
@@ -76,13 +86,10 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, ax=None, title=None):
             color = _GOOD if row == col else (_BAD if counts[row, col] else "white")
             _cell(ax, row, col, color, [str(counts[row, col]),
                                         _pct(counts[row, col] / max(total, 1))])
-    precision = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
-    recall = np.diag(counts) / np.maximum(counts.sum(axis=0), 1)
+    hits = np.diag(counts)
     for i in range(n):
-        _cell(ax, i, n, _MARGIN, [_pct(precision[i]), _pct(1 - precision[i])],
-              ("green", "red"))
-        _cell(ax, n, i, _MARGIN, [_pct(recall[i]), _pct(1 - recall[i])],
-              ("green", "red"))
+        _cell(ax, i, n, _MARGIN, _rate(hits[i], counts[i].sum()), ("green", "red"))
+        _cell(ax, n, i, _MARGIN, _rate(hits[i], counts[:, i].sum()), ("green", "red"))
     accuracy = np.trace(counts) / max(total, 1)
     _cell(ax, n, n, _CORNER, [_pct(accuracy), _pct(1 - accuracy)], ("green", "red"))
     ax.set_xlim(-0.5, n + 0.5)
