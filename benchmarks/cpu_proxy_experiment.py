@@ -5,9 +5,9 @@ Duplicate-aware stratified 80/20 split of the folder, 64 px, from scratch
 VGG-19 with batch norm (narrow hidden layers without dropout: from scratch,
 dropout 0.5 on 256 units slowed learning several-fold), AdamW with a
 one-cycle learning-rate schedule, random reflection + rotation on every batch,
-bfloat16 autocast and channels-last where the CPU supports them; accuracy and macro-F1 on the 20 %,
-with and without test-time augmentation. A from-scratch CPU proxy, not the
-paper's setting.
+bfloat16 autocast and channels-last where the CPU supports them; accuracy and
+macro-F1 on the 20 %, with and without test-time augmentation. A from-scratch
+CPU proxy, not the paper's setting.
 
     python benchmarks/cpu_proxy_experiment.py ../shared/data/PBC_dataset_normal_DIB
     python benchmarks/cpu_proxy_experiment.py DATA --no-batch-norm

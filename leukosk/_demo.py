@@ -18,9 +18,10 @@ def run_demo(out_dir="leukosk-demo", *, image_size=32, max_epochs=20,
     256-unit hidden layers without dropout (``module__hidden_units=256``: the
     4096-unit ones cost 8x the time on a CPU; ``module__dropout=0``: from
     scratch, dropout on so narrow a head slows learning), SGD at lr 1e-3.
-    It shows the whole pipeline in about a minute on two CPU cores. With 15 training images per class its
-    accuracy is far from the paper's, which needs the full dataset and
-    ImageNet weights, but well above the 12.5 % of chance.
+    It shows the whole pipeline in about a minute on two CPU cores. With 15
+    training images per class its accuracy is far from the paper's, which
+    needs the full dataset and ImageNet weights, but well above the 12.5 % of
+    chance.
 
     Parameters
     ----------

@@ -99,7 +99,8 @@ def _curves(clf, folder):
     from .reports import plot_training_curves
     from .reports._report import save_figure
 
-    return save_figure(plot_training_curves(clf.history_), Path(folder) / "training_curves")
+    return save_figure(plot_training_curves(clf.history_),
+                       Path(folder) / "training_curves")
 
 
 def _load_model(model_dir, device, tta=False):
