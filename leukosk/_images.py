@@ -110,13 +110,40 @@ def _check_paths(X, *, check_files):
 
 
 def _has_image_header(path):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
             return img.size[0] > 0 and img.size[1] > 0
-    except (UnidentifiedImageError, OSError, ValueError):
+    except _decoding_errors():
         return False
+
+
+def _decoding_errors():
+    """What PIL raises for files it cannot (or will not) decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, Image.DecompressionBombError, OSError,
+            ValueError, SyntaxError)
+
+
+def image_error(exc):
+    """A short reason for a file that failed to decode (for data reports).
+
+    Examples
+    --------
+    >>> from PIL import UnidentifiedImageError
+    >>> from leukosk._images import image_error
+    >>> image_error(UnidentifiedImageError("cannot identify image file"))
+    'not an image'
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"image too large to decode safely ({exc})"
+    return f"unreadable image ({exc})"
 
 
 def _shape_hint(shape):
@@ -188,19 +215,54 @@ def _float_to_float32(X):
     return X.astype(np.float32, copy=False)
 
 
+#: PIL modes of 16-bit (or wider) integer grayscale images.
+_WIDE_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _wide_gray_to_rgb(img):
+    """A 16-bit grayscale image scaled to 8 bits (PIL's ``convert("RGB")``
+    clips such values at 255, turning most pixels white)."""
+    values = np.asarray(img, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"{img.mode} image with values in [{values.min()}, "
+                         f"{values.max()}]: not 16-bit; convert it to 8-bit RGB")
+    gray = ((values + 128) // 257).astype(np.uint8)  # 65535 -> 255, rounded
+    return np.repeat(gray[..., np.newaxis], 3, axis=-1)
+
+
+def _fix_for(exc):
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return ("Crop or downscale it first; if you trust the file, raise "
+                "PIL.Image.MAX_IMAGE_PIXELS.")
+    return ("The file is not an image, or is truncated or corrupt: remove it "
+            "or replace it with a good copy.")
+
+
 def rgb_array(source):
     """PIL's decoding of ``source`` (a path or a binary file object) as an
-    (H, W, 3) ``uint8`` RGB array; PIL's exceptions pass through."""
+    (H, W, 3) ``uint8`` RGB array; PIL's exceptions pass through.
+
+    16-bit grayscale (``I;16``) images are scaled to 8 bits; floating-point
+    images are refused (their value range is unknown).
+    """
     from PIL import Image
 
     with Image.open(source) as img:
+        if img.mode in _WIDE_GRAY:
+            return _wide_gray_to_rgb(img)
+        if img.mode == "F":
+            raise ValueError("floating-point image (PIL mode F): its value range "
+                             "is unknown; save it as 8-bit RGB")
         return np.array(img.convert("RGB"))
 
 
 def decode_image(path):
     """Decode one image file to a ``uint8`` RGB array of shape (H, W, 3).
 
-    Grayscale, palette and RGBA files are converted to RGB (alpha dropped).
+    Grayscale, palette and RGBA files are converted to RGB (alpha dropped);
+    16-bit grayscale files are scaled to 8 bits.
 
     Parameters
     ----------
@@ -227,15 +289,12 @@ def decode_image(path):
     ...     decode_image(d + "/gray.png").shape
     (4, 5, 3)
     """
-    from PIL import UnidentifiedImageError
-
     try:
         return rgb_array(path)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except _decoding_errors() as exc:
         raise ValueError(
-            f"cannot decode image file {str(path)!r} ({exc}). The file is not "
-            "an image, or is truncated or corrupt: remove it or replace it "
-            f"with a good copy.") from exc
+            f"cannot decode image file {str(path)!r}: {image_error(exc)}. "
+            f"{_fix_for(exc)}") from exc
 
 
 def resize_batch(images, size):

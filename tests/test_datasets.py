@@ -87,7 +87,7 @@ def test_folder_errors(tmp_path):
 def test_cache_hit_and_invalidation(pbc_folder, tmp_path):
     cache = tmp_path / "cache"
     first = load_pbc(pbc_folder, image_size=32, cache=cache, verbose=False)
-    assert any(cache.rglob("output.pkl"))
+    assert any(cache.rglob("images.npy"))
     again = load_pbc(pbc_folder, image_size=32, cache=cache, verbose=False)
     np.testing.assert_array_equal(again.images, first.images)
     # a changed file (new bytes, new mtime) must not be served from the cache

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 
-from .._images import resize_batch, rgb_array
+from .._images import image_error, resize_batch, rgb_array
+from ._cache import CacheWarning, read_entry, scan_key, write_entry
 from ._home import get_data_home
 
 __all__ = ["load_pbc", "PBCDataWarning", "PBC_CLASSES"]
@@ -66,10 +67,12 @@ def _sorted_entries(folder):
 
 
 def _list_files(folder):
-    """Class names, candidate files (path, label, size, mtime) and skipped files.
+    """Class names, candidate files and skipped files.
 
-    One ``os.scandir`` pass: each file is stat'ed once, and the sizes and
-    modification times become the cache key.
+    One ``os.scandir`` pass: each file is stat'ed once, and its size,
+    modification and change times and inode become the cache key. Entries
+    that cannot be stat'ed (a symbolic-link loop, a vanished file) are
+    skipped and reported.
     """
     entries = _sorted_entries(folder)
     if not entries:
@@ -82,16 +85,31 @@ def _list_files(folder):
             "PBC layout <folder>/<class>/<image>.jpg (e.g. basophil/BA_1.jpg).")
     candidates, skipped = [], []
     for class_dir in classes:
-        for f in _sorted_entries(class_dir.path):
-            if not f.is_file():
-                skipped.append((f.path, "not a file"))
-            elif f.name.startswith("."):
-                skipped.append((f.path, "hidden file"))
-            else:
-                stat = f.stat()
-                candidates.append((f.path, class_dir.name, stat.st_size,
-                                   stat.st_mtime_ns))
+        try:
+            files = _sorted_entries(class_dir.path)
+        except OSError as exc:
+            skipped.append((class_dir.path, f"unreadable folder ({exc.strerror})"))
+            continue
+        for f in files:
+            reason = _unusable(f)
+            if reason:
+                skipped.append((f.path, reason))
+                continue
+            stat = f.stat()
+            candidates.append((f.path, class_dir.name, stat.st_size, stat.st_mtime_ns,
+                               stat.st_ctime_ns, stat.st_ino))
     return [c.name for c in classes], candidates, skipped
+
+
+def _unusable(entry):
+    """Why a folder entry cannot be an image file, or None."""
+    if entry.name.startswith("."):
+        return "hidden file"
+    try:
+        entry.stat()
+    except OSError as exc:
+        return f"unreadable file ({exc.strerror})"
+    return None if entry.is_file() else "not a file"
 
 
 def _decode_resized(data, image_size):
@@ -109,19 +127,18 @@ def _verify(data):
 
 def _scan_one(path, image_size):
     """(sha256, error or None, decoded image or None) of one file."""
-    from PIL import UnidentifiedImageError
-
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return "", f"unreadable file ({exc.strerror or exc})", None
     digest = hashlib.sha256(data).hexdigest()
     try:
         if image_size is None:
             _verify(data)
             return digest, None, None
         return digest, None, _decode_resized(data, image_size)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = "not an image" if isinstance(exc, UnidentifiedImageError) \
-            else f"unreadable image ({exc})"
-        return digest, reason, None
+    except Exception as exc:  # noqa: BLE001 - any decoding failure skips the file
+        return digest, image_error(exc), None
 
 
 def _scan(paths, image_size, n_jobs, verbose):
@@ -144,31 +161,31 @@ def _scan(paths, image_size, n_jobs, verbose):
     return digests, errors, images
 
 
-def _files_digest(files):
-    """SHA-256 over every file's path, size and mtime: the cache key."""
-    digest = hashlib.sha256()
-    for path, _, size, mtime in files:
-        digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+def _cache_location(cache, data_home):
+    if cache is not True:
+        return Path(cache)
+    try:
+        return get_data_home(data_home) / "cache"
+    except OSError as exc:
+        warnings.warn(f"cannot create leukosk's data folder ({exc}); loading goes "
+                      "on without caching. Set $LEUKOSK_DATA to a writable folder, "
+                      "or pass cache=False.", CacheWarning, stacklevel=4)
+        return None
 
 
-def _scan_keyed(files_digest, paths, image_size, n_jobs, verbose):
-    """:func:`_scan`; joblib keys its cache on ``files_digest`` and ``image_size``."""
-    return _scan(paths, image_size, n_jobs, verbose)
-
-
-def _cached_scan(files, image_size, n_jobs, verbose, cache, data_home):
-    """:func:`_scan`, memoised on the (path, size, mtime) of every file."""
+def _cached_scan(folder, files, image_size, n_jobs, verbose, cache, data_home):
+    """:func:`_scan`, memoised (see ``_cache.py`` for the key and the format)."""
     paths = [f[0] for f in files]
-    if cache is False:
+    location = None if cache is False else _cache_location(cache, data_home)
+    if location is None:
         return _scan(paths, image_size, n_jobs, verbose)
-    from joblib import Memory
-
-    location = (Path(get_data_home(data_home)) / "cache" if cache is True
-                else Path(cache))
-    scan = Memory(location, verbose=0).cache(
-        _scan_keyed, ignore=["paths", "n_jobs", "verbose"])
-    return scan(_files_digest(files), paths, image_size, n_jobs, verbose)
+    key = scan_key(files, image_size)
+    cached = read_entry(location, key, len(files))
+    if cached is not None:
+        return cached
+    digests, errors, images = _scan(paths, image_size, n_jobs, verbose)
+    write_entry(location, key, digests, errors, images, folder=folder)
+    return digests, errors, images
 
 
 def _duplicate_groups(digests):
@@ -221,11 +238,14 @@ def load_pbc(path, *, image_size=None, drop_duplicates=False, strict=False,
     n_jobs : int or None, default=None
         Threads for hashing and decoding; ``None`` uses all CPUs.
     cache : bool or path-like, default=True
-        Memoise the scan (hashes, and decoded arrays when ``image_size`` is
-        set) with :class:`joblib.Memory` under ``<data_home>/cache`` (or the
-        given folder). The key is every file's path, size and modification
-        time plus ``image_size``, so a changed file invalidates it. ``False``
-        disables it.
+        Keep the scan (hashes, and decoded arrays when ``image_size`` is set)
+        under ``<data_home>/cache`` (or the given folder) as a NumPy array and
+        a JSON index, never a pickle. The key is every file's path, size,
+        modification and change time and inode, plus ``image_size`` and the
+        decoder's version, so a rewritten file (even with its modification
+        time restored) invalidates it; an entry is checked against its key
+        and checksum when read. An unwritable folder means no caching, with a
+        :class:`CacheWarning`. ``False`` disables it.
     data_home : str or path-like, default=None
         leukosk's data folder; default ``$LEUKOSK_DATA`` or ``~/leukosk_data``.
     verbose : bool, default=True
@@ -268,8 +288,8 @@ def load_pbc(path, *, image_size=None, drop_duplicates=False, strict=False,
     """
     folder = _check_folder(path)
     class_names, files, skipped = _list_files(folder)
-    digests, errors, images = _cached_scan(files, image_size, n_jobs, verbose,
-                                           cache, data_home)
+    digests, errors, images = _cached_scan(folder, files, image_size, n_jobs,
+                                           verbose, cache, data_home)
     bad = [(f[0], why) for f, why in zip(files, errors) if why]
     if strict and (bad or skipped):
         raise ValueError(
