@@ -10,7 +10,7 @@ whole image (no crop) to ``image_size``, on whatever device the module is on.
 
 import torch
 from torch import nn
-from torchvision.models import vgg19, vgg19_bn
+from torchvision.models.vgg import VGG, cfgs, make_layers
 
 from ._augment import dihedral_views
 from ._images import resize_batch
@@ -23,34 +23,79 @@ HEAD_PREFIX = "backbone.classifier.6."
 _TV_HEAD_PREFIX = "classifier.6."
 
 
-class Preprocess(nn.Module):
-    """uint8 or [0, 1] float CHW batch -> resized, normalised float batch."""
+def center_crop(images, fraction):
+    """The central ``fraction`` of each image's height and width (a view)."""
+    if fraction == 1:
+        return images
+    height, width = images.shape[-2:]
+    h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = (height - h) // 2, (width - w) // 2
+    return images[..., top:top + h, left:left + w]
 
-    def __init__(self, image_size, mean, std):
+
+class Preprocess(nn.Module):
+    """uint8 or [0, 1] float CHW batch -> cropped, resized, normalised float batch."""
+
+    def __init__(self, image_size, mean, std, crop=1.0):
         super().__init__()
         self.image_size = image_size
+        self.crop = crop
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1),
                              persistent=False)
 
     def forward(self, x):
-        x = resize_batch(x, self.image_size)
+        x = resize_batch(center_crop(x, self.crop), self.image_size)
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         return (x - self.mean) / self.std
 
 
+def _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size):
+    """torchvision's VGG-19 (configuration "E"), channels scaled by ``width``.
+
+    ``width=1, hidden_units=4096, pool_size=7`` is exactly
+    ``torchvision.models.vgg19(_bn)`` with an ``n_classes`` last layer; other
+    values keep the 19 weight layers and their order, with fewer channels,
+    narrower hidden layers or a smaller pooled map.
+    """
+    config = [v if v == "M" else max(1, round(v * width)) for v in cfgs["E"]]
+    backbone = VGG(make_layers(config, batch_norm=batch_norm), dropout=dropout)
+    backbone.avgpool = nn.AdaptiveAvgPool2d(pool_size)
+    first = backbone.classifier[0]
+    if (first.in_features, first.out_features) != (config[-2] * pool_size**2, hidden_units):
+        backbone.classifier[0] = nn.Linear(config[-2] * pool_size**2, hidden_units)
+    if backbone.classifier[3].out_features != hidden_units:
+        backbone.classifier[3] = nn.Linear(hidden_units, hidden_units)
+    backbone.classifier[6] = nn.Linear(hidden_units, n_classes)
+    return backbone
+
+
 def _load_backbone(backbone, state, source):
+    """Load everything but the last layer; hidden layers of another width or
+    pooling are left fresh (only the convolutions transfer then)."""
+    own = backbone.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith(_TV_HEAD_PREFIX)}
-    result = backbone.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(_TV_HEAD_PREFIX)]
-    if missing or result.unexpected_keys:
+    fresh_fc = any(k.startswith("classifier.") and k in own and own[k].shape != v.shape
+                   for k, v in state.items())
+    if fresh_fc:
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+             if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in state and not k.startswith(_TV_HEAD_PREFIX)
+               and not (fresh_fc and k.startswith("classifier."))]
+    unexpected = [k for k in state if k not in own]
+    if wrong or missing or unexpected:
         raise ValueError(
-            f"weights from {source} do not match torchvision's "
-            f"{type(backbone).__name__} layout: missing {missing[:4]}, unexpected "
-            f"{result.unexpected_keys[:4]}. Pass a state dict of "
-            "torchvision.models.vgg19() (or vgg19_bn() with batch_norm=True).")
+            f"weights from {source} do not fit this network: "
+            + "; ".join(f"{what} {items[:3]}" for what, items in (
+                ("wrong shapes", wrong), ("missing", missing), ("unexpected", unexpected))
+                if items)
+            + ". Pass a state dict of torchvision.models.vgg19() (vgg19_bn() with "
+            "batch_norm=True) for width=1, or the settings the weights were "
+            "trained with.")
+    backbone.load_state_dict(state, strict=False)
 
 
 class LeukocyteVGG(nn.Module):
@@ -76,6 +121,20 @@ class LeukocyteVGG(nn.Module):
         needed to load pretrained fully connected layers); a smaller width
         makes a much smaller, faster network for from-scratch CPU runs, with
         pretrained weights then loaded into the convolutional layers only.
+    width : float, default=1.0
+        Channel multiplier of the 16 convolutional layers (64-128-256-512-512
+        at 1.0, VGG-19's). 0.25 keeps VGG-19's 19 weight layers at 1/16 of
+        the convolution work, for from-scratch training on a CPU; pretrained
+        ImageNet weights need 1.0.
+    pool_size : int, default=7
+        Side of the average-pooled feature map that enters the first fully
+        connected layer: 7 is torchvision's VGG (a 7x7 map, which at small
+        inputs only repeats a 1x1 or 2x2 one); 1 is global average pooling,
+        a head 49x smaller. Pretrained fully connected layers need 7.
+    crop : float, default=1.0
+        Keep the central ``crop`` fraction of each image's height and width
+        before resizing (PBC's cells sit in the middle of a 360x363 frame);
+        1.0 resizes the whole image, as the paper does.
     progress : bool, default=False
         Show a progress bar while downloading weights.
     channels_last : bool, default=False
@@ -94,22 +153,18 @@ class LeukocyteVGG(nn.Module):
 
     def __init__(self, n_classes, weights=None, batch_norm=False, image_size=224,
                  freeze_features=False, dropout=0.5, hidden_units=4096,
-                 progress=False, channels_last=False):
+                 progress=False, channels_last=False, width=1.0, pool_size=7,
+                 crop=1.0):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         state = load_state_dict(resolved, progress=progress)
-        backbone = (vgg19_bn if batch_norm else vgg19)(weights=None, dropout=dropout)
+        backbone = _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size)
         if state is not None:
             _load_backbone(backbone, state, source=str(weights))
-        if hidden_units != backbone.classifier[3].out_features:
-            backbone.classifier[0] = nn.Linear(backbone.classifier[0].in_features,
-                                               hidden_units)
-            backbone.classifier[3] = nn.Linear(hidden_units, hidden_units)
-        backbone.classifier[6] = nn.Linear(hidden_units, n_classes)
         if freeze_features:
             backbone.features.requires_grad_(False)
         self.freeze_features = freeze_features
-        self.preprocess = Preprocess(image_size, *normalization(resolved))
+        self.preprocess = Preprocess(image_size, *normalization(resolved), crop=crop)
         self.backbone = backbone
         self.memory_format = (torch.channels_last if channels_last
                               else torch.contiguous_format)
