@@ -6,8 +6,11 @@ The public API:
   scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022).
 * :class:`RandomReflectRotate`: the paper's random reflection and rotation,
   applied afresh every epoch on the training device, never at prediction.
+* :class:`LeukoskWeights` and :func:`load_pretrained`: a leukocyte classifier
+  trained on PBC, shipped in the package: predict at once, or fine-tune.
 * :class:`WeightsUnavailableError`: raised when pretrained weights are neither
-  cached nor downloadable.
+  cached nor downloadable; :class:`NonFiniteLossError` when training
+  diverges; :class:`FitInterruptedWarning` when ``fit`` was interrupted.
 * :mod:`leukosk.datasets`: ``load_pbc``, ``fetch_pbc`` and the bundled sample.
 * :mod:`leukosk.model_selection`: the paper's split, duplicate-aware splits.
 * :mod:`leukosk.protocols`: the paper's recipe in one call.
@@ -26,10 +29,16 @@ _LAZY = {
     "RandomReflectRotate": "._augment",
     "AugmentedImages": "._augment",
     "WeightsUnavailableError": "._weights",
+    "LeukoskWeights": "._pretrained",
+    "load_pretrained": "._pretrained",
+    "NonFiniteLossError": "._training",
+    "FitInterruptedWarning": "._training",
 }
+_SUBMODULES = ("callbacks", "datasets", "model_selection", "protocols", "reports")
 
 __all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
-           "WeightsUnavailableError", "__version__"]
+           "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
+           "NonFiniteLossError", "FitInterruptedWarning", "__version__"]
 
 
 def __getattr__(name):
@@ -37,11 +46,10 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "model_selection", "protocols", "reports"):
+    if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'leukosk' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__)
-                  | {"datasets", "model_selection", "protocols", "reports"})
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -27,7 +27,8 @@ from sklearn.utils import check_random_state
 
 from ._images import check_images
 
-__all__ = ["RandomReflectRotate", "AugmentedImages", "reflect_rotate",
+__all__ = ["BatchAugmentation", "RandomReflectRotate", "AugmentedImages",
+           "TrainingAugmentation", "split_augmented", "reflect_rotate",
            "dihedral_views", "FILL_MODES"]
 
 #: Corner fills: mirror the image ("reflect"), repeat its edge pixels
@@ -164,7 +165,80 @@ def _check_fill(fill):
     return fill
 
 
-class RandomReflectRotate(TransformerMixin, BaseEstimator):
+class BatchAugmentation(TransformerMixin, BaseEstimator):
+    """Base of leukosk's augmenters: random, per batch, on the training device.
+
+    An augmenter is a scikit-learn transformer that changes nothing at
+    prediction time (``transform`` returns ``X``) and augments only while a
+    classifier trains, afresh for every batch of every epoch. Used two ways,
+    through one hand-over:
+
+    * ``VGG19LeukocyteClassifier(augment=augmenter)``;
+    * ``make_pipeline(augmenter, VGG19LeukocyteClassifier())``: in a pipeline,
+      ``fit_transform`` returns :class:`AugmentedImages`, which carries the
+      images and the augmenter to the classifier.
+
+    Subclasses implement ``_validate()`` (check the parameters) and
+    ``augment_batch(images, generator)`` on an ``(n, C, H, W)`` tensor.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = False
+        return tags
+
+    def _validate(self):
+        raise NotImplementedError
+
+    def fit(self, X, y=None):
+        """Check parameters and input; nothing is learnt. Returns self."""
+        self._validate()
+        check_images(X)
+        return self
+
+    def transform(self, X):
+        """Return ``X`` unchanged: prediction is never augmented."""
+        return X
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Wrap ``X`` so that the next step augments it afresh every epoch.
+
+        Returns
+        -------
+        AugmentedImages
+            Behaves as an array of one augmented draw for estimators that do
+            not know it; :class:`~leukosk.VGG19LeukocyteClassifier`
+            augments batch by batch instead.
+        """
+        self.fit(X, y)
+        return AugmentedImages(X, self)
+
+    def make_generator(self):
+        """A torch CPU generator seeded from ``random_state`` (or None)."""
+        if self.random_state is None:
+            return None
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        return torch.Generator().manual_seed(int(seed))
+
+    def augment_batch(self, images, generator=None):
+        raise NotImplementedError
+
+    def augment(self, X):
+        """One random draw applied to images ``X`` (n, H, W, 3); returns an array.
+
+        For looking at augmentations, or feeding estimators that do not
+        augment by themselves. Same ``random_state``, same output.
+        """
+        X = check_images(X)
+        if not isinstance(X, np.ndarray):
+            raise TypeError("augment() needs an image array; decode paths first.")
+        batch = torch.from_numpy(np.array(X)).permute(0, 3, 1, 2)
+        out = self.augment_batch(batch, self.make_generator())
+        return out.permute(0, 2, 3, 1).numpy()
+
+
+class RandomReflectRotate(BatchAugmentation):
     """Random reflection and rotation of cell images, fresh every epoch.
 
     The augmentation of Jarjees et al. (2022): each training image is
@@ -223,46 +297,10 @@ class RandomReflectRotate(TransformerMixin, BaseEstimator):
         self.fill = fill
         self.random_state = random_state
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.requires_fit = False
-        return tags
-
     def _validate(self):
         _check_probability("p_horizontal", self.p_horizontal)
         _check_probability("p_vertical", self.p_vertical)
         return _check_degrees(self.degrees), _check_fill(self.fill)
-
-    def fit(self, X, y=None):
-        """Check parameters and input; nothing is learnt. Returns self."""
-        self._validate()
-        check_images(X)
-        return self
-
-    def transform(self, X):
-        """Return ``X`` unchanged: prediction is never augmented."""
-        return X
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Wrap ``X`` so that the next step augments it afresh every epoch.
-
-        Returns
-        -------
-        AugmentedImages
-            Behaves as an array of one augmented draw for estimators that do
-            not know it; :class:`~leukosk.VGG19LeukocyteClassifier`
-            augments batch by batch instead.
-        """
-        self.fit(X, y)
-        return AugmentedImages(X, self)
-
-    def make_generator(self):
-        """A torch CPU generator seeded from ``random_state`` (or None)."""
-        if self.random_state is None:
-            return None
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        return torch.Generator().manual_seed(int(seed))
 
     def draw(self, n, generator=None):
         """Draw mirror flags and angles for ``n`` images.
@@ -298,19 +336,6 @@ class RandomReflectRotate(TransformerMixin, BaseEstimator):
         _, fill = self._validate()
         flips_h, flips_v, angles = self.draw(len(images), generator)
         return reflect_rotate(images, flips_h, flips_v, angles, fill=fill)
-
-    def augment(self, X):
-        """One random draw applied to images ``X`` (n, H, W, 3); returns an array.
-
-        For looking at augmentations, or feeding estimators that do not
-        augment by themselves. Same ``random_state``, same output.
-        """
-        X = check_images(X)
-        if not isinstance(X, np.ndarray):
-            raise TypeError("augment() needs an image array; decode paths first.")
-        batch = torch.from_numpy(np.array(X)).permute(0, 3, 1, 2)
-        out = self.augment_batch(batch, self.make_generator())
-        return out.permute(0, 2, 3, 1).numpy()
 
 
 class AugmentedImages:
@@ -365,3 +390,63 @@ def _take(images, index):
     if isinstance(index, slice):
         return images[index]
     return [images[i] for i in np.arange(len(images))[index]]
+
+
+def split_augmented(X, augment):
+    """The one hand-over: ``(images, augmenter)`` a classifier trains with.
+
+    ``X`` is either images (augmented by ``augment``, the classifier's
+    parameter) or the :class:`AugmentedImages` a pipeline step produced
+    (augmented by that step). Both at once would augment twice: refused.
+    """
+    if not isinstance(X, AugmentedImages):
+        return X, augment
+    if augment is not None:
+        raise ValueError(
+            "augmentation is configured twice: by an augmenter step in the "
+            "pipeline and by augment=...; keep one of them.")
+    return X.images, X.augmenter
+
+
+class TrainingAugmentation:
+    """An augmenter and the random generator its draws come from.
+
+    The classifier keeps one as ``augmentation_`` while it trains (and after,
+    so that ``warm_start`` and ``partial_fit`` continue the same random
+    sequence). Picklable: the generator travels as its state.
+
+    Parameters
+    ----------
+    augmenter : BatchAugmentation
+
+    Examples
+    --------
+    >>> import torch
+    >>> from leukosk import RandomReflectRotate
+    >>> from leukosk._augment import TrainingAugmentation
+    >>> augmentation = TrainingAugmentation(RandomReflectRotate(random_state=0))
+    >>> augmentation(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)).shape
+    torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, augmenter):
+        augmenter._validate()
+        self.augmenter = augmenter
+        self.generator = augmenter.make_generator()
+
+    def __call__(self, images):
+        """Augment a batch (n, C, H, W) on its device."""
+        return self.augmenter.augment_batch(images, self.generator)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def __setstate__(self, state):
+        generator = state["generator"]
+        if generator is not None:
+            state["generator"] = torch.Generator()
+            state["generator"].set_state(generator)
+        self.__dict__.update(state)

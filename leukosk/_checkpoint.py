@@ -1,53 +1,217 @@
-"""Checkpoints that survive crashes: skorch's ``Checkpoint`` with atomic writes."""
+"""Checkpoints that survive crashes: one atomic unit per epoch, with a manifest.
 
+skorch's :class:`~skorch.callbacks.Checkpoint` decides *when* to save (every
+epoch by default, or on a monitored improvement); :class:`AtomicCheckpoint`
+changes *how*: each checkpoint is a folder ``epoch-NNNN/`` written whole under
+a temporary name and renamed into place, holding
+
+* ``params.safetensors``: the network's tensors (no pickle);
+* ``optimizer.pt``: the optimizer state (read back with
+  ``torch.load(weights_only=True)``, which refuses anything but tensors);
+* ``history.json``: the training history;
+* ``manifest.json``, written last: the classes, the parameters that shape the
+  network, the leukosk version, and each file's SHA-256.
+
+Only then is ``checkpoint.json`` (the pointer to the newest folder) replaced,
+atomically; older folders and temporary folders of killed writers are
+removed. A crash at any moment leaves the previous checkpoint readable, and
+:func:`load_checkpoint` refuses a checkpoint that does not match the
+classifier (other classes, image size or network shape), naming the
+difference.
+"""
+
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
 from skorch.callbacks import Checkpoint
 
-from ._persist import atomic_path
+from ._persist import atomic_path, jsonable
 
-__all__ = ["AtomicCheckpoint", "checkpoint_files"]
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "latest_checkpoint"]
 
-_FILES = {"f_params": "params.pt", "f_optimizer": "optimizer.pt",
-          "f_history": "history.json"}
+POINTER = "checkpoint.json"
+FORMAT = "leukosk-checkpoint/2"
+_FILES = ("params.safetensors", "optimizer.pt", "history.json")
+_TMP_PREFIX = ".epoch-tmp-"
+
+def _shaping(net):
+    """What shapes the network's tensors and the meaning of its inputs."""
+    settings = net.network_settings()
+    shape = {"batch_norm": settings["batch_norm"], "image_size": settings["image_size"]}
+    shape.update({f"module__{k}": jsonable(v) for k, v in sorted(settings["module"].items())})
+    return shape
 
 
-def checkpoint_files(dirname):
-    """The files a checkpoint in ``dirname`` consists of, keyed like skorch's."""
-    return {key: Path(dirname) / name for key, name in _FILES.items()}
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _remove_stale(folder, keep):
+    for path in folder.iterdir():
+        if path.name == keep:
+            continue
+        if path.name.startswith("epoch-") or _dead_writer(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _dead_writer(path):
+    if not path.name.startswith(_TMP_PREFIX):
+        return False
+    try:
+        os.kill(int(path.name[len(_TMP_PREFIX):].split("-")[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):
+        return False
+    return False
+
+
+def _write_files(net, folder):
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    module = net._plain_module()
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+              str(folder / "params.safetensors"))
+    torch.save(net.optimizer_.state_dict(), folder / "optimizer.pt")
+    net.history.to_file(str(folder / "history.json"))
+    manifest = {"format": FORMAT, "leukosk_version": __version__,
+                "epoch": len(net.history),
+                "classes": np.asarray(net.classes_).tolist(),
+                "model": _shaping(net),
+                "sha256": {name: _sha256(folder / name) for name in _FILES}}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    for path in folder.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def save_checkpoint(net, dirname):
+    """Write ``net``'s state as the newest checkpoint in ``dirname``, atomically."""
+    folder = Path(dirname)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{len(net.history):04d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=folder))
+    try:
+        _write_files(net, tmp)
+        shutil.rmtree(folder / name, ignore_errors=True)  # a stale one, not the pointer's
+        os.rename(tmp, folder / name)
+        with atomic_path(folder / POINTER) as pointer:
+            pointer.write_text(json.dumps({"format": FORMAT, "latest": name}))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale(folder, keep=name)
 
 
 class AtomicCheckpoint(Checkpoint):
-    """skorch :class:`~skorch.callbacks.Checkpoint` that never leaves a torn file.
+    """skorch :class:`~skorch.callbacks.Checkpoint` writing one atomic unit.
 
-    Each file (parameters, optimizer state, history) is written to a temporary
-    file and moved into place, so an interrupted or crashing fit leaves the
-    previous epoch's complete files on disk. Saving every epoch
-    (``monitor=None``) keeps the *last* good state, which is what resuming
-    needs. Unlike skorch's default, a failed save raises instead of only
-    printing, so a full disk does not go unnoticed.
+    Each checkpoint is a complete folder renamed into place, then named in
+    ``checkpoint.json``; a crash or a full disk mid-write leaves the previous
+    checkpoint intact, and a failed save raises (skorch's default only
+    prints). Saving every epoch (``monitor=None``) keeps the *last* good
+    state, which is what resuming needs.
 
     Parameters
     ----------
     dirname : str or path-like
-        Folder of the checkpoint files.
+        Folder of the checkpoints.
+    monitor : str, callable or None, default=None
+        When to save, as in skorch (``None``: every epoch).
     **kwargs
         Passed to :class:`skorch.callbacks.Checkpoint`.
     """
 
-    def __init__(self, dirname, monitor=None, f_params=_FILES["f_params"],
-                 f_optimizer=_FILES["f_optimizer"], f_criterion=None,
-                 f_history=_FILES["f_history"], **kwargs):
-        super().__init__(monitor=monitor, f_params=f_params,
-                         f_optimizer=f_optimizer, f_criterion=f_criterion,
-                         f_history=f_history, dirname=dirname,
+    def __init__(self, dirname, monitor=None, **kwargs):
+        super().__init__(monitor=monitor, dirname=dirname, f_params=None,
+                         f_optimizer=None, f_criterion=None, f_history=None,
                          **kwargs)
 
-    def _save_params(self, f, net, f_name, log_name):
-        if not isinstance(f, (str, os.PathLike)):
-            return super()._save_params(f, net, f_name, log_name)
-        with atomic_path(f) as tmp:
-            net.save_params(**{f_name: str(tmp)},
-                            use_safetensors=self.use_safetensors)
+    def save_model(self, net):
+        save_checkpoint(net, self.dirname)
+
+
+def latest_checkpoint(dirname):
+    """The folder the pointer in ``dirname`` names, or None if there is none."""
+    pointer = Path(dirname) / POINTER
+    if not pointer.is_file():
         return None
+    try:
+        name = json.loads(pointer.read_text())["latest"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the checkpoint pointer {pointer} is damaged ({exc}); "
+                         "delete the folder or use another checkpoint_dir.") from exc
+    return Path(dirname) / name
+
+
+def _read_manifest(folder):
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}")
+        for name in _FILES:
+            if _sha256(folder / name) != manifest["sha256"][name]:
+                raise ValueError(f"{name} does not match its checksum")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the checkpoint {folder} is incomplete or damaged ({exc}); "
+                         "delete it or use another checkpoint_dir.") from exc
+    return manifest
+
+
+def _check_matches(net, manifest, folder):
+    classes = np.asarray(net.classes_).tolist()
+    if manifest["classes"] != classes:
+        raise ValueError(
+            f"cannot resume from {folder}: it was trained for classes "
+            f"{manifest['classes']}, this fit has {classes}. Use another "
+            "checkpoint_dir, or resume=False to start again.")
+    ours = _shaping(net)
+    different = sorted(k for k in set(ours) | set(manifest["model"])
+                       if ours.get(k) != manifest["model"].get(k))
+    if different:
+        detail = ", ".join(f"{k}={manifest['model'].get(k)!r} there, {ours.get(k)!r} here"
+                           for k in different)
+        raise ValueError(f"cannot resume from {folder}: {detail}. Use the same "
+                         "settings, another checkpoint_dir, or resume=False.")
+
+
+def load_checkpoint(net, dirname):
+    """Load the newest checkpoint in ``dirname`` into the initialised ``net``.
+
+    Returns
+    -------
+    int or None
+        The number of epochs it holds; None if ``dirname`` has no checkpoint.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint is damaged or incomplete, or was made for other
+        classes or another network shape (the message names the difference).
+    """
+    from safetensors.torch import load_file
+    from skorch.history import History
+
+    from ._runtime import read_state_dict
+
+    folder = latest_checkpoint(dirname)
+    if folder is None:
+        if any(Path(dirname, old).is_file() for old in ("params.pt", "history.json")):
+            raise ValueError(
+                f"{dirname} holds a checkpoint of an older leukosk (no "
+                f"{POINTER}); it cannot be checked, so it is not resumed. Delete "
+                "it, or use another checkpoint_dir.")
+        return None
+    manifest = _read_manifest(folder)
+    _check_matches(net, manifest, folder)
+    net._plain_module().load_state_dict(load_file(str(folder / "params.safetensors")))
+    net.optimizer_.load_state_dict(read_state_dict(folder / "optimizer.pt"))
+    net.history = History.from_file(str(folder / "history.json"))
+    return manifest["epoch"]

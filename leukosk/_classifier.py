@@ -1,87 +1,52 @@
 """``VGG19LeukocyteClassifier``: skorch's NeuralNetClassifier for cell images.
 
-This module is glue only: parameters, label encoding, device and seed handling
-around skorch's training loop. The network lives in ``_vgg.py``, weights in
-``_weights.py``, input checking in ``_images.py``, files in ``_persist.py``.
+The class holds what is particular to it: class labels, image input, the VGG
+module and its training step. Everything else lives in the module named after
+it: parameter constraints (``_params.py``), device placement (``_runtime.py``),
+labels (``_labels.py``), augmentation and its pipeline hand-over
+(``_augment.py``), datasets and on-device batches (``_dataset.py``), parameter
+groups (``_optim.py``), divergence and interruption (``_training.py``),
+checkpoints (``_checkpoint.py``), files (``_persist.py``).
 """
 
-import contextlib
-import inspect
-import numbers
 import os
+import warnings
 
 import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import (EpochScoring, EpochTimer, PassthroughScoring,
                               PrintLog, ProgressBar)
-from skorch.dataset import ValidSplit
 from skorch.history import History
-from skorch.utils import is_dataset, to_device
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, column_or_1d
+from skorch.utils import is_dataset, to_device, to_tensor
 
-from ._augment import AugmentedImages, RandomReflectRotate
-from ._checkpoint import AtomicCheckpoint, checkpoint_files
-from ._dataset import DeviceBatches, ImageDataset, fits_on_device
+from ._augment import TrainingAugmentation, split_augmented
+from ._checkpoint import AtomicCheckpoint, load_checkpoint
+from ._dataset import ImageDataset, ImageInput, split_targets
 from ._images import check_images
+from ._labels import (check_same_classes, check_targets, class_weights, encode,
+                      learn_classes)
+from ._optim import optimizer_kwargs, param_groups, register_group_setters
+from ._params import validate_classifier_params
 from ._persist import read_model_file, save_model_file
 from ._precision import amp_dtype, autocast
-from ._runtime import preserved_rng, resolve_device, seeded
-from ._vgg import HEAD_PREFIX, LeukocyteVGG
+from ._runtime import (DevicePlacement, resolve_device, seeded,
+                       warn_other_versions)
+from ._training import (FitInterruptedWarning, check_finite_loss,
+                        check_sample_weight, interruption_message, weighted_loss)
+from ._vgg import LeukocyteVGG
+from ._weights import implied_settings
 
 __all__ = ["VGG19LeukocyteClassifier"]
 
 
 def _accuracy(net, X, y):
-    """Accuracy on encoded targets, from (cached) network outputs."""
+    """Accuracy from (cached) network outputs; ``y`` holds class labels."""
     proba = NeuralNet.predict_proba(net, X)
-    return float(np.mean(proba.argmax(axis=1) == np.asarray(y)))
+    return float(np.mean(net.classes_[proba.argmax(axis=1)] == np.asarray(y)))
 
 
-def _accepts(func, name):
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return True
-
-
-def _param_groups(named_params, lr, weight_decay, head_lr_multiplier):
-    """MATLAB-style groups: head at ``lr * multiplier``; no L2 on biases."""
-    groups = {}
-    for name, param in named_params:
-        if not param.requires_grad:
-            continue
-        head = name.startswith(HEAD_PREFIX)
-        decay = param.ndim > 1
-        group = groups.setdefault((head, decay), {
-            "params": [],
-            "lr": lr * head_lr_multiplier if head else lr,
-            "weight_decay": weight_decay if decay else 0.0,
-        })
-        group["params"].append(param)
-    return list(groups.values())
-
-
-def _array_dataset(dataset):
-    """``dataset`` as an ImageDataset over an ndarray, or None if it is not one.
-
-    A :class:`torch.utils.data.Subset` of one (skorch's validation split) is
-    materialised as the selected rows.
-    """
-    if isinstance(dataset, torch.utils.data.Subset):
-        inner = _array_dataset(dataset.dataset)
-        if inner is None:
-            return None
-        index = np.asarray(dataset.indices)
-        y = None if inner.y is None else np.asarray(inner.y)[index]
-        return ImageDataset(inner.X[index], y, image_size=inner.image_size)
-    if isinstance(dataset, ImageDataset) and isinstance(dataset.X, np.ndarray):
-        return dataset
-    return None
-
-
-class VGG19LeukocyteClassifier(NeuralNetClassifier):
+class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier):
     """Leukocyte image classifier: ImageNet VGG-19 transfer learning.
 
     A scikit-learn classifier (a
@@ -96,7 +61,7 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
 
     Parameters
     ----------
-    weights : str, path-like, torchvision WeightsEnum or None, default="IMAGENET1K_V1"
+    weights : str, path-like, WeightsEnum, LeukoskWeights or None, default="IMAGENET1K_V1"
         Initial weights of the network except the new last layer.
         ``"IMAGENET1K_V1"`` (the paper's transfer learning) or any member of
         :class:`torchvision.models.VGG19_Weights` (``VGG19_BN_Weights`` when
@@ -105,29 +70,38 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` works offline; a
         path loads a local state dict in torchvision's VGG-19 layout
         (``.pth``/``.pt`` via ``torch.load(weights_only=True)``, or
-        ``.safetensors``); ``None`` initialises randomly. Missing weights
-        raise :class:`leukosk.WeightsUnavailableError` at the start of
-        ``fit``.
-    batch_norm : bool, default=False
+        ``.safetensors``); a :class:`~leukosk.LeukoskWeights` member (or its
+        name, e.g. ``"PBC_VGG19BN_W25"``) starts from a model leukosk ships,
+        trained on PBC; ``None`` initialises randomly. Missing weights raise
+        :class:`leukosk.WeightsUnavailableError` at the start of ``fit``.
+    batch_norm : bool or None, default=None
         Use VGG-19 with batch normalisation (``torchvision.models.vgg19_bn``),
-        which trains far better from scratch. The paper uses plain VGG-19.
-    image_size : int, default=224
-        Images are resized (whole image, bilinear with antialiasing, no crop)
-        to ``image_size x image_size`` before the network; VGG-19's ImageNet
-        input size is 224. At least 32.
+        which trains far better from scratch. ``None``: as the weights are
+        (a shipped model or a ``VGG19_BN_Weights`` member), else ``False``,
+        the paper's plain VGG-19.
+    image_size : int or None, default=None
+        Images are resized (whole image, bilinear with antialiasing) to
+        ``image_size x image_size`` before the network. ``None``: the size
+        the weights were trained at, 224 for ImageNet VGG-19 (and for random
+        weights), the shipped model's own for a :class:`~leukosk.LeukoskWeights`
+        member. At least 32.
     head_lr_multiplier : float, default=20.0
         Learning-rate factor of the new last layer, as MATLAB's
         ``WeightLearnRateFactor``/``BiasLearnRateFactor`` of 20 in its
-        transfer-learning recipe.
+        transfer-learning recipe. Changing it (or ``lr``, or
+        ``optimizer__weight_decay``) with ``set_params`` on a fitted
+        classifier updates every parameter group by these rules.
     freeze_features : bool, default=False
         Keep the convolutional layers fixed (feature-extraction mode); only
         the fully connected layers train.
-    augment : None or RandomReflectRotate, default=None
+    augment : None or augmenter, default=None
         Augment every training batch on the training device, freshly each
         epoch; prediction is never augmented. The paper's augmentation is
-        ``RandomReflectRotate()`` (random mirrors, rotation 0-360 degrees). A
-        :class:`~leukosk.RandomReflectRotate` step before the classifier in a
-        pipeline does the same.
+        :class:`~leukosk.RandomReflectRotate` (random mirrors, rotation 0-360
+        degrees); :class:`~leukosk.Augmentations` chains several. An
+        augmenter step before the classifier in a pipeline does the same;
+        ``augment__*`` parameters reach the augmenter (``GridSearchCV`` can
+        search them).
     tta : bool, default=False
         Test-time augmentation: ``predict_proba`` (and so ``predict`` and
         ``score``) average the probabilities of the 8 symmetries of the
@@ -139,27 +113,36 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         (0, 1) held out, stratified by class, with ``random_state``; or a
         given ``(X_val, y_val)``. Validation loss and accuracy are then
         recorded in ``history_`` next to the training ones. Use either this
-        or skorch's ``train_split``, not both.
+        or skorch's ``train_split`` (``predefined_split`` works with image
+        arrays and labels too), not both.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the loss, as in scikit-learn: ``"balanced"``
+        weighs each class by ``n_samples / (n_classes * count)`` (PBC ranges
+        from 1,218 basophils to 3,329 neutrophils); a dict maps labels to
+        weights (missing labels weigh 1).
     random_state : None, int or numpy.random.RandomState, default=None
         Seeds weight initialisation, dropout, shuffling and the validation
         split. Two CPU fits with the same integer give identical models. The
         caller's global torch RNG state is left as it was.
     checkpoint_dir : None or path-like, default=None
         If given, the parameters, optimizer state and history are written
-        there (atomically) after every epoch, so an interrupted fit leaves the
-        last completed epoch on disk.
+        there after every epoch as one atomic unit with a manifest (see
+        :doc:`/persistence`), so an interrupted fit leaves the last completed
+        epoch on disk.
     resume : bool, default=False
         With ``checkpoint_dir``: if a checkpoint is there, ``fit`` loads it and
-        trains only the epochs still missing to reach ``max_epochs``.
+        trains only the epochs still missing to reach ``max_epochs``. A
+        checkpoint of other classes or another network shape is refused.
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU; ``"cpu"``,
         ``"cuda"`` or ``"cuda:N"`` force one (CUDA where there is none is an
-        error).
+        error). Resolved once, into ``device_``, when the network is built.
     amp : bool or "bfloat16", default=False
         Mixed precision: run the network under bfloat16 autocast for training
         and prediction (outputs and the loss stay float32). Much faster on
-        GPUs from Ampere on and on CPUs with AVX512-BF16 or AMX; no loss
-        scaling is needed. float16 is not offered.
+        GPUs from Ampere on and on CPUs with AVX512-BF16 or AMX; on CPUs
+        without them (AVX2 only) bfloat16 is emulated and many times slower
+        than float32. float16 is not offered.
     channels_last : bool, default=False
         Channels-last (NHWC) memory layout for weights and activations, which
         the fast convolution kernels prefer; use it with ``amp``.
@@ -172,7 +155,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         takes at most a quarter of the free GPU memory. File-path inputs always
         stream through the DataLoader (set ``iterator_train__num_workers``).
     lr : float, default=1e-4
-        Learning rate (MATLAB's ``InitialLearnRate`` in the paper's recipe).
+        Learning rate (MATLAB's ``InitialLearnRate`` in the paper's recipe);
+        finite and non-negative.
     max_epochs : int, default=10
         Training epochs.
     batch_size : int, default=10
@@ -189,13 +173,15 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
     iterator_train__shuffle : bool, default=True
         Shuffle the training data every epoch.
     module : torch module class, default=LeukocyteVGG
-        The network. ``module__dropout=...`` (default 0.5) and
+        The network. ``module__dropout=...`` (default 0.5),
         ``module__hidden_units=...`` (default 4096; e.g. 256 for a much
         faster from-scratch CPU model, with pretrained weights then only in
-        the convolutional layers) reach its constructor. From scratch with
-        256 hidden units, ``module__dropout=0`` learned several times faster
-        than 0.5 in our CPU runs (see the reproducing page).
+        the convolutional layers), ``module__width=...`` (channel multiplier
+        of the convolutions, default 1.0), ``module__pool_size=...`` (1 for
+        global average pooling before the head) and ``module__crop=...``
+        (central fraction of each image kept) reach its constructor.
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        ``criterion__label_smoothing=...`` and the like reach it.
     train_split : None or callable, default=None
         skorch's general split mechanism (e.g. ``skorch.dataset.ValidSplit``);
         prefer ``validation``.
@@ -217,6 +203,17 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
     history_ : skorch.history.History
         Per-epoch ``train_loss``, ``train_acc`` (and ``valid_loss``,
         ``valid_acc`` with validation), per-batch losses, durations.
+    device_ : str
+        The torch device the network lives on (``device`` resolved).
+    image_size_ : int
+        The input size the network was built for (``image_size`` resolved).
+    augmentation_ : TrainingAugmentation or None
+        The augmenter the last fit trained with and its random generator.
+    class_weight_ : ndarray of shape (n_classes,) or None
+        The weight of each class in the loss (from ``class_weight``).
+    interrupted_ : bool
+        Whether the last fit was interrupted (Ctrl-C) before ``max_epochs``;
+        it then also warns with :class:`~leukosk.FitInterruptedWarning`.
 
     See Also
     --------
@@ -226,6 +223,10 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
     -----
     ``n_features_in_`` is not defined: the classifier accepts images of any
     height and width and resizes them, so there is no fixed feature count.
+
+    skorch callbacks see each batch's targets as class labels (values of
+    ``classes_``) in ``on_batch_end``, so scikit-learn scorers in
+    :class:`~skorch.callbacks.EpochScoring` compare labels with labels.
 
     References
     ----------
@@ -252,13 +253,14 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         self,
         weights="IMAGENET1K_V1",
         *,
-        batch_norm=False,
-        image_size=224,
+        batch_norm=None,
+        image_size=None,
         head_lr_multiplier=20.0,
         freeze_features=False,
         augment=None,
         tta=False,
         validation=None,
+        class_weight=None,
         random_state=None,
         checkpoint_dir=None,
         resume=False,
@@ -302,6 +304,7 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         self.augment = augment
         self.tta = tta
         self.validation = validation
+        self.class_weight = class_weight
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -325,6 +328,22 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         return [name for name in super()._get_param_names()
                 if not name.startswith("_")]
 
+    def set_params(self, **params):
+        """Set parameters; ``augment__*`` ones reach the augmenter (see skorch)."""
+        nested = {k: params.pop(k) for k in list(params) if k.startswith("augment__")}
+        super().set_params(**params)
+        if nested:
+            if self.augment is None:
+                raise ValueError(f"cannot set {sorted(nested)}: augment is None; "
+                                 "set augment=... first.")
+            self.augment.set_params(**{k[len("augment__"):]: v for k, v in nested.items()})
+        return self
+
+    @property
+    def classes_(self):
+        """The class labels, in the order of the network's outputs."""
+        return self.classes_inferred_
+
     @property
     def _default_callbacks(self):
         callbacks = [
@@ -336,196 +355,94 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
             ("valid_acc", EpochScoring(_accuracy, name="valid_acc",
                                        lower_is_better=False)),
         ]
-        if isinstance(self.checkpoint_dir, (str, os.PathLike)):
+        if isinstance(self.checkpoint_dir, (str, os.PathLike)):  # set_params may pass junk
             callbacks.append(("checkpoint", AtomicCheckpoint(self.checkpoint_dir)))
         callbacks.append(("print_log", PrintLog()))
         if np.ndim(self.verbose) == 0 and self.verbose:  # set_params may pass junk
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks
 
-    @contextlib.contextmanager
-    def _concrete_device(self):
-        """Within the block, ``self.device`` is a real torch device string.
+    def notify(self, method_name, **cb_kwargs):
+        """Call the callbacks; ``on_batch_end`` sees the targets as labels."""
+        if method_name == "on_batch_end" and self.initialized_:
+            Xi, yi = cb_kwargs["batch"]
+            targets, _ = split_targets(yi)
+            cb_kwargs["batch"] = (Xi, self.classes_[to_tensor(targets, "cpu").numpy()])
+        return super().notify(method_name, **cb_kwargs)
 
-        skorch moves tensors with ``self.device``; the ``"auto"`` parameter is
-        resolved here for the duration and restored afterwards, so
-        ``get_params()`` keeps returning what the user passed.
-        """
-        requested = self.device
-        resolved = resolve_device(requested)
-        if resolved == requested:
-            yield resolved
-            return
-        self.device = resolved
-        try:
-            yield resolved
-        finally:
-            self.device = requested
-
+    # ------------------------------------------------------------------
+    # initialisation
+    # ------------------------------------------------------------------
     def initialize(self):
-        """Initialise module, criterion, optimizer and callbacks (skorch)."""
-        self._check_params()
-        with self._concrete_device() as device:
-            amp_dtype(self.amp, device)  # fail before building the network
-            return super().initialize()
+        """Check the parameters, resolve the device, build everything (skorch)."""
+        validate_classifier_params(self)
+        self._resolve_runtime()
+        self.amp_dtype_ = amp_dtype(self.amp, self.device_)
+        self.image_size_ = self.network_settings()["image_size"]
+        return super().initialize()
+
+    def network_settings(self):
+        """The settings that shape the network: the parameters, with what the
+        weights imply (shipped models fix their architecture and input size)
+        where a parameter is left at ``None``.
+
+        Returns
+        -------
+        dict
+            ``batch_norm``, ``image_size`` and ``module`` (the keyword
+            arguments of the module, ``module__*`` included).
+        """
+        implied = implied_settings(self.weights)
+        module = {**implied["module"], **self.get_params_for("module")}
+        batch_norm = self.batch_norm
+        if batch_norm is None:
+            batch_norm = bool(implied["batch_norm"])
+        image_size = self.image_size if self.image_size is not None else implied["image_size"]
+        return {"batch_norm": batch_norm, "image_size": image_size, "module": module}
+
+    def initialize_module(self):
+        """Build :class:`LeukocyteVGG` for ``len(classes_)`` classes."""
+        settings = self.network_settings()
+        kwargs = {
+            "n_classes": len(self.classes_),
+            "weights": None if getattr(self, "_restoring", False) else self.weights,
+            "batch_norm": settings["batch_norm"],
+            "image_size": settings["image_size"],
+            "freeze_features": self.freeze_features,
+            "progress": bool(self.verbose),
+            "channels_last": bool(self.channels_last),
+            **settings["module"],
+        }
+        self.module_ = self.module(**kwargs)
+        return self
+
+    def initialize_criterion(self):
+        """The loss, with ``class_weight`` as its class weights (skorch)."""
+        kwargs = self.get_params_for("criterion")
+        if getattr(self, "class_weight_", None) is not None:
+            kwargs.setdefault("weight", torch.as_tensor(self.class_weight_,
+                                                        dtype=torch.float32))
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+
+    def initialize_optimizer(self, triggered_directly=None):
+        """Optimizer with the head learning-rate multiplier and no bias L2."""
+        kwargs = optimizer_kwargs(self)
+        lr = kwargs.pop("lr")
+        weight_decay = kwargs.pop("weight_decay", 0.0)
+        groups = param_groups(self, self.get_all_learnable_params(), lr, weight_decay)
+        self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)
+        return self
+
+    def _initialize_optimizer(self, reason=None):
+        super()._initialize_optimizer(reason)
+        register_group_setters(self)
+        return self
 
     def _plain_module(self):
         """``module_`` itself, or the module inside it when ``compile=True``."""
         return getattr(self.module_, "_orig_mod", self.module_)
-
-    def _check_params(self):
-        if not isinstance(self.image_size, numbers.Integral) or self.image_size < 32:
-            raise ValueError(
-                f"image_size={self.image_size!r}: must be an integer >= 32 "
-                "(VGG-19 halves the resolution five times); the paper uses 224.")
-        if not isinstance(self.checkpoint_dir, (str, os.PathLike, type(None))):
-            raise TypeError(f"checkpoint_dir={self.checkpoint_dir!r}: pass a "
-                            "folder path or None.")
-        if self.resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir=<folder> to "
-                             "resume from.")
-        if self.validation is not None and self.train_split is not None:
-            raise ValueError("set either validation=... or skorch's "
-                             "train_split=..., not both.")
-        if self.augment is not None and not isinstance(self.augment,
-                                                       RandomReflectRotate):
-            raise TypeError(f"augment={self.augment!r}: pass None or a "
-                            "leukosk.RandomReflectRotate(...).")
-        if self.data_on_device not in ("auto", True, False):
-            raise ValueError(f"data_on_device={self.data_on_device!r}: use "
-                             "'auto', True or False.")
-        if self.head_lr_multiplier < 0:
-            raise ValueError(f"head_lr_multiplier={self.head_lr_multiplier!r} "
-                             "must be >= 0.")
-
-    def initialize_module(self):
-        """Build :class:`LeukocyteVGG` for ``len(classes_)`` classes."""
-        skip_pretrained = getattr(self, "_skip_pretrained_", False)
-        kwargs = {
-            "n_classes": len(self.classes_),
-            "weights": None if skip_pretrained else self.weights,
-            "batch_norm": self.batch_norm,
-            "image_size": self.image_size,
-            "freeze_features": self.freeze_features,
-            "progress": bool(self.verbose),
-            "channels_last": bool(self.channels_last),
-        }
-        kwargs.update(self.get_params_for("module"))
-        self.module_ = self.module(**kwargs)
-        return self
-
-    def initialize_optimizer(self, triggered_directly=None):
-        """Optimizer with the head learning-rate multiplier and no bias L2."""
-        _, kwargs = self.get_params_for_optimizer("optimizer", [])
-        if not _accepts(self.optimizer, "momentum"):
-            kwargs.pop("momentum", None)  # the SGD default; Adam & co. have none
-        lr = kwargs.pop("lr")
-        weight_decay = kwargs.pop("weight_decay", 0.0)
-        groups = _param_groups(self.get_all_learnable_params(), lr,
-                               weight_decay, self.head_lr_multiplier)
-        self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)
-        return self
-
-    def check_data(self, X, y):
-        """No-op: inputs and labels are validated and encoded in ``fit``."""
-
-    def get_dataset(self, X, y=None):
-        """Wrap checked images (and encoded targets) in an ImageDataset."""
-        if is_dataset(X):
-            return X
-        if isinstance(X, AugmentedImages):
-            X = X.images
-        return ImageDataset(check_images(X, check_files=False), y,
-                            image_size=self.image_size)
-
-    def get_iterator(self, dataset, training=False):
-        """Batches cut on the device (``data_on_device``) or skorch's DataLoader."""
-        arrays = self._device_batch_source(dataset, training)
-        if arrays is None:
-            return super().get_iterator(dataset, training=training)
-        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        batch_size = kwargs.get("batch_size", self.batch_size)
-        if batch_size == -1:
-            batch_size = len(arrays)
-        return DeviceBatches(arrays, batch_size, shuffle=kwargs.get("shuffle", False),
-                             device=self.device)
-
-    def _device_batch_source(self, dataset, training):
-        """The in-memory ImageDataset to batch on the device, or None."""
-        option = self.data_on_device
-        if option is False:
-            return None
-        arrays = _array_dataset(dataset)
-        if option is True:
-            if arrays is None:
-                raise ValueError(
-                    "data_on_device=True needs images in an in-memory array; "
-                    "these are file paths or a custom dataset. Load them first "
-                    "(leukosk.datasets.load_pbc) or use data_on_device='auto'.")
-            return arrays
-        prefix = "iterator_train" if training else "iterator_valid"
-        custom = set(self.get_params_for(prefix)) - {"shuffle", "batch_size"}
-        loader = self.iterator_train if training else self.iterator_valid
-        if (arrays is None or custom or loader is not torch.utils.data.DataLoader
-                or not fits_on_device(arrays.X, self.device)):
-            return None
-        return arrays
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        """Training and validation datasets according to ``validation``."""
-        if self.validation is None:
-            return super().get_split_datasets(X, y, **fit_params)
-        dataset = self.get_dataset(X, y)
-        if isinstance(self.validation, numbers.Real):
-            if not 0.0 < self.validation < 1.0:
-                raise ValueError(f"validation={self.validation!r}: a fraction "
-                                 "must lie strictly between 0 and 1.")
-            split = ValidSplit(float(self.validation), stratified=True,
-                               random_state=self.random_state)
-            return split(dataset, y)
-        if not (isinstance(self.validation, (tuple, list))
-                and len(self.validation) == 2):
-            raise TypeError("validation must be None, a fraction, or a tuple "
-                            f"(X_val, y_val); got {type(self.validation).__name__}.")
-        X_val, y_val = self.validation
-        X_val = check_images(X_val)
-        y_val = self._encode(y_val, len(X_val), what="validation labels")
-        return dataset, self.get_dataset(X_val, y_val)
-
-    # ------------------------------------------------------------------
-    # labels
-    # ------------------------------------------------------------------
-    def _learn_classes(self, y, n_samples):
-        y = self._check_targets(y, n_samples)
-        classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at "
-                "least two. Check that the labels were read correctly.")
-        self.classes_inferred_ = classes
-        return self._encode(y, n_samples)
-
-    @staticmethod
-    def _check_targets(y, n_samples):
-        if y is None:
-            raise ValueError("y is required: pass the class label of each image.")
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(np.empty(n_samples), y)
-        check_classification_targets(y)
-        return y
-
-    def _encode(self, y, n_samples, what="y"):
-        y = self._check_targets(y, n_samples)
-        index = {label: i for i, label in enumerate(self.classes_.tolist())}
-        unknown = sorted({str(v) for v in y.tolist() if v not in index})
-        if unknown:
-            raise ValueError(
-                f"{what} contain(s) label(s) {unknown[:10]} that the classifier "
-                f"does not know; known classes_ are {self.classes_.tolist()}. "
-                "Check spelling and case, or refit with all classes (or pass "
-                "classes=[...]).")
-        return np.fromiter((index[v] for v in y.tolist()), dtype=np.int64,
-                           count=len(y))
 
     # ------------------------------------------------------------------
     # fitting
@@ -537,126 +454,110 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         ----------
         X : array of shape (n, H, W, 3) or sequence of image paths
             ``uint8`` (0-255) or float (0-1) RGB images of any one size, or
-            file paths decoded lazily batch by batch.
+            file paths decoded lazily batch by batch; or what an augmenter
+            step of a pipeline hands on.
         y : array-like of shape (n,)
             Class labels, strings or integers.
         **fit_params
-            Passed to skorch (forward arguments, split parameters).
+            ``sample_weight`` (array of shape (n,)): weight of each image in
+            the loss; other keys go to skorch.
 
         Returns
         -------
         self
         """
-        X, augmenter = self._unwrap_augmented(X)
-        X = check_images(X)
-        y_encoded = self._learn_classes(y, len(X))
-        self._check_params()
-        with self._concrete_device() as device, seeded(self.random_state, device), \
-                self._augmenting(augmenter):
-            epochs = None
-            if not self.warm_start or not self.initialized_:
-                epochs = self._initialize_or_resume()
-            NeuralNet.partial_fit(self, X, y_encoded, epochs=epochs, **fit_params)
-        return self
+        if not self.warm_start or not self.initialized_:
+            self.initialized_ = False  # partial_fit builds the network afresh
+        return self.partial_fit(X, y, **fit_params)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising.
 
-        The first call learns ``classes_`` from ``y`` (or ``classes``); later
-        calls must use the same labels.
+        The first call learns ``classes_`` from ``y`` (or ``classes``, or the
+        ``classes`` parameter); later calls must use labels the network knows.
         """
-        X, augmenter = self._unwrap_augmented(X)
+        X, augmenter = split_augmented(X, self.augment)
         X = check_images(X)
-        if not self.initialized_:
-            if classes is not None:
-                self.classes = classes
-            y_encoded = self._learn_classes(y, len(X))
-        else:
-            y_encoded = self._encode(y, len(X))
-        with self._concrete_device() as device, seeded(self.random_state, device), \
-                self._augmenting(augmenter):
+        y = check_targets(y, len(X))
+        sample_weight = fit_params.pop("sample_weight", None)
+        epochs = None
+        device = self.device_ if self.initialized_ else resolve_device(self.device)
+        with seeded(self.random_state, device):
             if not self.initialized_:
-                self.initialize()
-            NeuralNet.partial_fit(self, X, y_encoded, **fit_params)
+                given = classes if classes is not None else self.classes
+                self.classes_inferred_ = learn_classes(y, given)
+                self.class_weight_ = class_weights(self.class_weight, self.classes_, y)
+                epochs = self._initialize_or_resume()
+            else:
+                check_same_classes(self.classes_, y)
+            self.augmentation_ = (None if augmenter is None else
+                                  TrainingAugmentation(augmenter))
+            dataset = ImageDataset(X, encode(y, self.classes_), self.image_size_, labels=y,
+                                   sample_weight=check_sample_weight(sample_weight, len(X)))
+            self.interrupted_ = False
+            NeuralNet.partial_fit(self, dataset, y, epochs=epochs, **fit_params)
+        if self.interrupted_:
+            warnings.warn(interruption_message(self), FitInterruptedWarning, stacklevel=2)
         return self
 
-    # ------------------------------------------------------------------
-    # augmentation
-    # ------------------------------------------------------------------
-    def _unwrap_augmented(self, X):
-        """Images and the augmenter to train with (pipeline or ``augment``)."""
-        if not isinstance(X, AugmentedImages):
-            return X, self.augment
-        if self.augment is not None:
-            raise ValueError(
-                "augmentation is configured twice: by a RandomReflectRotate "
-                "pipeline step and by augment=...; keep one of them.")
-        return X.images, X.augmenter
-
-    @contextlib.contextmanager
-    def _augmenting(self, augmenter):
-        """During the block, training batches pass through ``augmenter``."""
-        if augmenter is None:
-            yield
-            return
-        self._augment_with_ = (augmenter, augmenter.make_generator())
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; an interruption (Ctrl-C) is recorded in ``interrupted_``."""
         try:
-            yield
-        finally:
-            del self._augment_with_
-
-    def infer(self, x, **fit_params):
-        """Forward pass (skorch), under bfloat16 autocast with ``amp``."""
-        dtype = amp_dtype(self.amp, self.device)
-        with autocast(self.device, dtype):
-            out = super().infer(x, **fit_params)
-        return out if dtype is None else out.float()
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise  # skorch ends training and keeps the model
 
     def train_step_single(self, batch, **fit_params):
-        """skorch's training step, on a freshly augmented batch if augmenting."""
-        augment_with = getattr(self, "_augment_with_", None)
-        if augment_with is not None:
-            augmenter, generator = augment_with
-            Xi, yi = batch
-            Xi = augmenter.augment_batch(to_device(Xi, self.device), generator)
-            batch = (Xi, yi)
-        return super().train_step_single(batch, **fit_params)
+        """skorch's training step, on a freshly augmented batch if augmenting;
+        a non-finite loss stops training with a clear error."""
+        Xi, yi = batch
+        if self.augmentation_ is not None:
+            Xi = self.augmentation_(to_device(Xi, self.device_))
+        step = super().train_step_single((Xi, yi), **fit_params)
+        check_finite_loss(step["loss"], epoch=len(self.history),
+                          batch=len(self.history[-1]["batches"]), lr=self.lr)
+        return step
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Cross-entropy (or ``criterion``); weighted by ``sample_weight`` if given."""
+        targets, weights = split_targets(y_true)
+        targets = to_tensor(targets, device=self.device_)
+        if weights is None:
+            return self.criterion_(y_pred, targets)
+        return weighted_loss(self.criterion_, y_pred, targets,
+                             to_tensor(weights, device=self.device_))
 
     def _initialize_or_resume(self):
         """Initialise; with ``resume``, load the checkpoint. Epochs left to run."""
-        files = checkpoint_files(self.checkpoint_dir) if self.resume else None
-        if files is None or not files["f_params"].is_file():
+        if not self.resume:
             self.initialize()
             return None
-        self._initialize_without_pretrained()
-        try:
-            self.load_params(**{k: str(v) for k, v in files.items() if v.is_file()})
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"cannot resume from the checkpoint in {str(self.checkpoint_dir)!r}"
-                f": {str(exc).splitlines()[0]}. It was probably made with other "
-                "classes or settings; use another checkpoint_dir or "
-                "resume=False.") from exc
-        done = len(self.history_)
+        self._initialize_restoring()
+        done = load_checkpoint(self, self.checkpoint_dir)
+        if done is None:  # nothing to resume from: start with the real weights
+            self.initialize()
+            return None
         if self.verbose:
             print(f"Resuming from {self.checkpoint_dir} after epoch {done}.")
         return max(self.max_epochs - done, 0)
 
-    def _initialize_without_pretrained(self):
+    def _initialize_restoring(self):
         """Initialise with random weights: they are about to be overwritten."""
-        self._skip_pretrained_ = True
+        self._restoring = True
         try:
             self.initialize()
         finally:
-            del self._skip_pretrained_
+            del self._restoring
 
     # ------------------------------------------------------------------
     # prediction
     # ------------------------------------------------------------------
-    def forward_iter(self, X, training=False, device="cpu"):
-        """Yield network outputs batch by batch (see skorch)."""
-        with self._concrete_device() as concrete, preserved_rng(concrete):
-            yield from super().forward_iter(X, training=training, device=device)
+    def infer(self, x, **fit_params):
+        """Forward pass (skorch), under bfloat16 autocast with ``amp``."""
+        with autocast(self.device_, self.amp_dtype_):
+            out = super().infer(x, **fit_params)
+        return out if self.amp_dtype_ is None else out.float()
 
     def evaluation_step(self, batch, training=False):
         """skorch's inference step, in inference mode.
@@ -672,9 +573,8 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
             self._set_training(False)
             if not self.tta:
                 return self.infer(Xi)
-            dtype = amp_dtype(self.amp, self.device)
-            with autocast(self.device, dtype):
-                return self._plain_module().tta_log_proba(to_device(Xi, self.device))
+            with autocast(self.device_, self.amp_dtype_):
+                return self._plain_module().tta_log_proba(to_device(Xi, self.device_))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_images, n_classes), columns as ``classes_``.
@@ -688,11 +588,24 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         ndarray of shape (n, n_classes)
         """
         self.check_is_fitted()
-        if isinstance(X, AugmentedImages):
-            X = X.images
+        X, _ = split_augmented(X, None)
         if not is_dataset(X):
             X = check_images(X)
         return super().predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
+
+        Parameters
+        ----------
+        X : array of shape (n, H, W, 3) or sequence of image paths
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """Predicted class label of each image (values of ``classes_``).
@@ -715,32 +628,34 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         silently counting as errors.
         """
         self.check_is_fitted()
-        self._encode(y, len(check_images(X, check_files=False)))
+        encode(check_targets(y, len(check_images(X, check_files=False))), self.classes_)
         return super().score(X, y, sample_weight=sample_weight)
 
     # ------------------------------------------------------------------
     # persistence
     # ------------------------------------------------------------------
-    def load_params(self, *args, **kwargs):
-        """Load module/optimizer/history files (skorch); device-aware."""
-        with self._concrete_device():
-            return super().load_params(*args, **kwargs)
+    def __getstate__(self):
+        from sklearn import __version__ as sklearn_version
+
+        from . import __version__
+
+        state = super().__getstate__()
+        state["_sklearn_version"] = sklearn_version
+        state["_leukosk_version"] = __version__
+        return state
 
     def __setstate__(self, state):
-        requested = state["device"]
-        if requested in ("auto", None):
-            state["device"] = resolve_device(requested)
+        warn_other_versions(state, type(self).__name__)
         super().__setstate__(state)
-        if requested in ("auto", None):
-            self.device = requested
 
     def save(self, path):
         """Save the fitted model to one ``.safetensors`` file, atomically.
 
         The file holds the network's tensors and, as JSON metadata, the
-        parameters, ``classes_`` and training history; nothing is pickled.
-        Parameters that are not plain values (optimizer class, callbacks) are
-        not stored: :meth:`load` uses their defaults unless given.
+        parameters (augmenters included), ``classes_``, training history and
+        a checksum; nothing is pickled. Parameters that are not plain values
+        (optimizer class, callbacks) are not stored: :meth:`load` uses their
+        defaults unless given.
 
         Parameters
         ----------
@@ -773,15 +688,24 @@ class VGG19LeukocyteClassifier(NeuralNetClassifier):
         Returns
         -------
         VGG19LeukocyteClassifier
-            Fitted, ready to predict.
+            Fitted, ready to predict (and to train further).
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            No such file; or not a readable, unaltered leukosk model (see
+            :doc:`/persistence`).
         """
         state, config, classes, history = read_model_file(path)
         config.update(params)
         model = cls(**config)
         model.classes_inferred_ = classes
-        with model._concrete_device() as device:
-            model._initialize_without_pretrained()
+        model._initialize_restoring()
+        try:
             model._plain_module().load_state_dict(state)
-            model.module_.to(device)
+        except RuntimeError as exc:
+            raise ValueError(f"{str(path)!r} does not fit the network its settings "
+                             f"describe ({str(exc).splitlines()[0]}); save the model "
+                             "again.") from exc
         model.history_ = History(history)
         return model

@@ -4,33 +4,44 @@ import warnings
 
 import numpy as np
 import torch
+from skorch.dataset import ValidSplit
+from skorch.utils import data_from_dataset, is_dataset
 
-from ._images import decode_image, resize_batch
+from ._images import check_images, decode_image, resize_batch
+from ._labels import check_targets, encode
 
-__all__ = ["ImageDataset"]
+__all__ = ["ImageDataset", "DeviceBatches", "ImageInput", "in_memory", "fits_on_device",
+           "split_targets"]
 
 
 class ImageDataset(torch.utils.data.Dataset):
     """Images (an array or lazily decoded files) with optional targets.
 
-    Items are ``(image, target)`` pairs where ``image`` is a CHW tensor in
-    the input's dtype (``uint8`` stays ``uint8``, so only a quarter of the
-    bytes of float travel to the device). Array images keep their size and
-    are resized in a batch on the training device by the model; files are
-    decoded when an item is requested and resized to ``image_size`` at once,
-    because files of different sizes must stack into one batch.
+    Items are ``(image, target)`` pairs, or ``(image, (target, weight))``
+    with sample weights, where ``image`` is a CHW tensor in the input's dtype
+    (``uint8`` stays ``uint8``, so only a quarter of the bytes of float travel
+    to the device) and ``target`` the encoded class index the loss needs.
+    Array images keep their size and are resized in a batch on the training
+    device by the model; files are decoded when an item is requested and
+    resized to ``image_size`` at once, because files of different sizes must
+    stack into one batch.
 
-    It exposes ``X`` and ``y`` like :class:`skorch.dataset.Dataset`, so
-    skorch's splitting and scoring utilities work on it.
+    It exposes ``X`` and ``y`` like :class:`skorch.dataset.Dataset`, ``y``
+    being the class *labels* (as the user gave them), so that skorch's
+    splitting and scikit-learn scorers see what ``predict`` returns.
 
     Parameters
     ----------
     X : ndarray of shape (n, H, W, 3) or list of str
         Output of :func:`leukosk._images.check_images`.
-    y : ndarray of shape (n,) of int, default=None
+    targets : ndarray of shape (n,) of int, default=None
         Encoded class indices.
     image_size : int, default=224
         Side length file images are resized to.
+    labels : ndarray of shape (n,), default=None
+        The labels ``targets`` encode (``y``); defaults to ``targets``.
+    sample_weight : ndarray of shape (n,), default=None
+        Weight of each image in the loss.
 
     Examples
     --------
@@ -42,10 +53,17 @@ class ImageDataset(torch.utils.data.Dataset):
     (torch.Size([3, 10, 12]), torch.uint8, 1)
     """
 
-    def __init__(self, X, y=None, image_size=224):
+    def __init__(self, X, targets=None, image_size=224, labels=None,
+                 sample_weight=None):
         self.X = X
-        self.y = y
+        self.targets = targets
         self.image_size = image_size
+        self.labels = labels
+        self.sample_weight = sample_weight
+
+    @property
+    def y(self):
+        return self.targets if self.labels is None else self.labels
 
     def __len__(self):
         return len(self.X)
@@ -57,8 +75,36 @@ class ImageDataset(torch.utils.data.Dataset):
         return resize_batch(image, self.image_size)
 
     def __getitem__(self, i):
-        target = -1 if self.y is None else self.y[i]
-        return self._image(i), torch.as_tensor(target, dtype=torch.int64)
+        target = torch.as_tensor(-1 if self.targets is None else self.targets[i],
+                                 dtype=torch.int64)
+        if self.sample_weight is None:
+            return self._image(i), target
+        return self._image(i), (target, torch.as_tensor(self.sample_weight[i],
+                                                        dtype=torch.float32))
+
+    def subset(self, index):
+        """The images at ``index`` (an in-memory dataset stays in memory)."""
+        def take(values):
+            return None if values is None else np.asarray(values)[index]
+        X = self.X[index] if isinstance(self.X, np.ndarray) else \
+            [self.X[i] for i in np.asarray(index)]
+        return ImageDataset(X, take(self.targets), self.image_size,
+                            labels=take(self.labels),
+                            sample_weight=take(self.sample_weight))
+
+
+def in_memory(dataset):
+    """``dataset`` as an ImageDataset over an ndarray, or None if it is not one.
+
+    A :class:`torch.utils.data.Subset` of one (skorch's validation split) is
+    materialised as the selected rows.
+    """
+    if isinstance(dataset, torch.utils.data.Subset):
+        inner = in_memory(dataset.dataset)
+        return None if inner is None else inner.subset(np.asarray(dataset.indices))
+    if isinstance(dataset, ImageDataset) and isinstance(dataset.X, np.ndarray):
+        return dataset
+    return None
 
 
 def _read_only_tensor(array):
@@ -118,11 +164,15 @@ class DeviceBatches:
 
     def _on_device(self):
         if self._tensors is None:
-            X, y = self.dataset.X, self.dataset.y
+            X, y = self.dataset.X, self.dataset.targets
             images = _read_only_tensor(np.ascontiguousarray(X)).to(self.device)
             y = np.full(len(X), -1) if y is None else np.asarray(y)
             targets = torch.as_tensor(y, dtype=torch.int64).to(self.device)
-            self._tensors = images.permute(0, 3, 1, 2), targets
+            weights = self.dataset.sample_weight
+            if weights is not None:
+                weights = torch.as_tensor(np.asarray(weights), dtype=torch.float32,
+                                          device=self.device)
+            self._tensors = images.permute(0, 3, 1, 2), targets, weights
         return self._tensors
 
     def _order(self):
@@ -131,22 +181,30 @@ class DeviceBatches:
         Iterating a DataLoader over the indices consumes the global RNG as one
         over the images does, so both give the same batches and the same model.
         """
-        loader = torch.utils.data.DataLoader(
-            range(len(self.dataset)), batch_size=self.batch_size,
-            shuffle=self.shuffle, drop_last=self.drop_last)
-        batches = list(loader)
+        n = len(self.dataset)
+        if not self.shuffle:  # no random draw at all (prediction stays pure)
+            batches = list(torch.arange(n).split(self.batch_size))
+            if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+                batches.pop()
+        else:
+            batches = list(torch.utils.data.DataLoader(
+                range(n), batch_size=self.batch_size, shuffle=True,
+                drop_last=self.drop_last))
         sizes = [len(b) for b in batches]
         order = torch.cat(batches).to(self.device) if batches else None
         return order, sizes
 
     def __iter__(self):
-        images, targets = self._on_device()
+        images, targets, weights = self._on_device()
         order, sizes = self._order()
         start = 0
         for size in sizes:
             index = order[start:start + size]
             start += size
-            yield images[index], targets[index]
+            if weights is None:
+                yield images[index], targets[index]
+            else:
+                yield images[index], (targets[index], weights[index])
 
 
 def fits_on_device(X, device, fraction=0.25):
@@ -162,3 +220,108 @@ def fits_on_device(X, device, fraction=0.25):
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return X.nbytes <= fraction * free
+
+
+def split_targets(yi):
+    """(targets, sample weights or None) of a batch's ``y``."""
+    if isinstance(yi, (tuple, list)):
+        return yi[0], yi[1]
+    return yi, None
+
+
+class ImageInput:
+    """skorch's data hooks for image inputs (a mixin of the classifier).
+
+    ``X`` is an image array or a list of paths (checked by
+    :func:`~leukosk._images.check_images`), ``y`` the class labels; datasets
+    are :class:`ImageDataset` (labels for skorch's splits and scorers,
+    encoded targets for the loss); in-memory arrays are batched on the
+    device (``data_on_device``); a validation set comes from ``validation``
+    or skorch's ``train_split``.
+    """
+
+    def check_data(self, X, y):
+        """No-op: inputs and labels are validated and encoded in ``fit``."""
+
+    def get_dataset(self, X, y=None):
+        """Wrap checked images (and labels) in an :class:`ImageDataset`."""
+        if is_dataset(X):
+            return X
+        X = check_images(X, check_files=False)
+        if y is None:
+            return ImageDataset(X, image_size=self.image_size_)
+        return ImageDataset(X, encode(y, self.classes_), self.image_size_,
+                            labels=np.asarray(y))
+
+    def get_iterator(self, dataset, training=False):
+        """Batches cut on the device (``data_on_device``) or skorch's DataLoader.
+
+        Prediction's DataLoader draws its seed from a generator of its own,
+        never from the caller's global torch RNG.
+        """
+        arrays = self._device_batch_source(dataset, training)
+        if arrays is None:
+            if training or "generator" in self.get_params_for("iterator_valid"):
+                return super().get_iterator(dataset, training=training)
+            kwargs = self.get_params_for("iterator_valid")
+            kwargs.setdefault("batch_size", self.batch_size)
+            if kwargs["batch_size"] == -1:
+                kwargs["batch_size"] = len(dataset)
+            return self.iterator_valid(dataset, generator=torch.Generator(), **kwargs)
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(arrays)
+        return DeviceBatches(arrays, batch_size, shuffle=kwargs.get("shuffle", False),
+                             device=self.device_)
+
+    def _device_batch_source(self, dataset, training):
+        """The in-memory ImageDataset to batch on the device, or None."""
+        option = self.data_on_device
+        if option is False:
+            return None
+        arrays = in_memory(dataset)
+        if option is True:
+            if arrays is None:
+                raise ValueError(
+                    "data_on_device=True needs images in an in-memory array; "
+                    "these are file paths or a custom dataset. Load them first "
+                    "(leukosk.datasets.load_pbc) or use data_on_device='auto'.")
+            return arrays
+        prefix = "iterator_train" if training else "iterator_valid"
+        custom = set(self.get_params_for(prefix)) - {"shuffle", "batch_size"}
+        loader = self.iterator_train if training else self.iterator_valid
+        if (arrays is None or custom or loader is not torch.utils.data.DataLoader
+                or not fits_on_device(arrays.X, self.device_)):
+            return None
+        return arrays
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Training and validation datasets according to ``validation``.
+
+        A validation set from skorch's ``train_split`` (e.g.
+        ``predefined_split(Dataset(X_val, y_val))``) may hold plain image
+        arrays and labels; it is checked and encoded like ``fit``'s input.
+        """
+        if self.validation is None:
+            train, valid = super().get_split_datasets(X, y, **fit_params)
+            return train, None if valid is None else self._as_image_dataset(valid)
+        dataset = self.get_dataset(X, y)
+        if not isinstance(self.validation, (tuple, list)):
+            split = ValidSplit(float(self.validation), stratified=True,
+                               random_state=self.random_state)
+            return split(dataset, y)
+        X_val, y_val = self.validation
+        X_val = check_images(X_val)
+        encode(check_targets(y_val, len(X_val)), self.classes_, what="validation labels")
+        return dataset, self.get_dataset(X_val, y_val)
+
+    def _as_image_dataset(self, dataset):
+        if isinstance(dataset, (ImageDataset, torch.utils.data.Subset)):
+            return dataset
+        X, y = data_from_dataset(dataset)
+        X = check_images(X)
+        y = check_targets(y, len(X))
+        encode(y, self.classes_, what="validation labels")
+        return self.get_dataset(X, y)
+

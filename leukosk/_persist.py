@@ -1,23 +1,31 @@
 """Saving and loading models without pickle, and atomic file writes.
 
 A saved model is one ``.safetensors`` file: the module's tensors, plus JSON
-metadata holding the estimator's parameters, ``classes_``, the training history
-and the leukosk version. Loading reads tensors and JSON only, so a model file
-from an untrusted source cannot run code.
+metadata holding the estimator's parameters (augmenters included),
+``classes_``, the training history, the leukosk version and a SHA-256 over all
+of it. Loading reads tensors and JSON only, so a model file from an untrusted
+source cannot run code; a file altered after saving (class names reordered,
+settings or weights changed), one with NaN weights, or one from a newer
+format is refused with a message saying so.
 """
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from torchvision.models import WeightsEnum
 
-__all__ = ["atomic_path", "save_model_file", "read_model_file", "FORMAT"]
+__all__ = ["atomic_path", "save_model_file", "read_model_file", "jsonable", "FORMAT"]
 
 FORMAT = "leukosk-model/1"
+_AUGMENTER = "__augmenter__"
 
 
 @contextlib.contextmanager
@@ -54,14 +62,52 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
 
 
-def _jsonable(value):
+def _augmenter_classes():
+    """leukosk's own augmenters by name (a file can only name these)."""
+    from ._augment import BatchAugmentation
+
+    found, todo = {}, [BatchAugmentation]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("leukosk.") and cls is not BatchAugmentation:
+            found[cls.__name__] = cls
+    return found
+
+
+def jsonable(value):
+    """``value`` as plain JSON data; ``TypeError`` if it has no such form.
+
+    Weights enums become their name, paths strings, NumPy scalars numbers,
+    and leukosk's augmenters ``{"__augmenter__": name, "params": {...}}``.
+    """
+    from ._augment import BatchAugmentation
+
     if isinstance(value, WeightsEnum):
         return value.name
+    if getattr(type(value), "_leukosk_weights", False):
+        return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, BatchAugmentation) and type(value).__name__ in _augmenter_classes():
+        return {_AUGMENTER: type(value).__name__,
+                "params": {k: jsonable(v) for k, v in value.get_params(deep=False).items()}}
+    if isinstance(value, tuple):
+        return [jsonable(v) for v in value]
     json.dumps(value)  # raises TypeError for anything else
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict) and _AUGMENTER in value:
+        classes = _augmenter_classes()
+        if value[_AUGMENTER] not in classes:
+            raise ValueError(f"unknown augmenter {value[_AUGMENTER]!r}")
+        params = {k: tuple(v) if isinstance(v, list) else v  # JSON has no tuples
+                  for k, v in value["params"].items()}
+        return classes[value[_AUGMENTER]](**params)
     return value
 
 
@@ -71,7 +117,7 @@ def _config(params):
         if name.startswith("_"):
             continue
         try:
-            config[name] = _jsonable(value)
+            config[name] = jsonable(value)
         except (TypeError, ValueError):
             not_saved.append(name)
     return config, not_saved
@@ -87,6 +133,17 @@ def _decode_classes(encoded):
     if dtype.kind == "O":
         return np.asarray(encoded["values"], dtype=object)
     return np.asarray(encoded["values"], dtype=dtype)
+
+
+def _digest(tensors, metadata):
+    """SHA-256 over the metadata (but itself) and every tensor's name and bytes."""
+    digest = hashlib.sha256(json.dumps(
+        {k: v for k, v in metadata.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_model_file(path, state_dict, params, classes, history, version):
@@ -108,9 +165,40 @@ def save_model_file(path, state_dict, params, classes, history, version):
         "history": json.dumps(history),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    metadata["sha256"] = _digest(tensors, metadata)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return not_saved
+
+
+def _version_tuple(version):
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def _check_integrity(path, state, metadata):
+    if metadata.get("format") != FORMAT:
+        raise ValueError(
+            f"{str(path)!r} is a safetensors file but not a leukosk model "
+            f"(format {metadata.get('format')!r}, expected {FORMAT!r}); if it was "
+            "made by a newer leukosk, upgrade leukosk.")
+    if "sha256" in metadata and _digest(state, metadata) != metadata["sha256"]:
+        raise ValueError(
+            f"{str(path)!r} was altered after it was saved: its checksum does not "
+            "match (class names, settings or weights changed). Use the original "
+            "file, or save the model again.")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{str(path)!r} holds NaN or infinite weights ({', '.join(bad[:3])}): "
+            "the training that made it diverged. Train again with a smaller "
+            "learning rate.")
+    from . import __version__
+
+    made_by = metadata.get("leukosk_version", "0")
+    if _version_tuple(made_by)[:2] > _version_tuple(__version__)[:2]:
+        warnings.warn(f"{str(path)!r} was saved by leukosk {made_by}, newer than "
+                      f"this leukosk {__version__}; upgrade leukosk if loading or "
+                      "predicting misbehaves.", UserWarning, stacklevel=4)
 
 
 def read_model_file(path):
@@ -122,6 +210,14 @@ def read_model_file(path):
     config : dict
     classes : ndarray
     history : list of dict
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not a readable leukosk model file: corrupt, truncated, altered, with
+        NaN weights, or of an unknown format (the message says which).
     """
     from safetensors import SafetensorError, safe_open
 
@@ -132,15 +228,17 @@ def read_model_file(path):
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ValueError(
-            f"{str(path)!r} is not a readable safetensors model file ({exc}); "
-            "it should come from VGG19LeukocyteClassifier.save().") from exc
-    if metadata.get("format") != FORMAT:
-        raise ValueError(
-            f"{str(path)!r} is a safetensors file but not a leukosk model "
-            f"(format {metadata.get('format')!r}, expected {FORMAT!r}).")
-    return (state, json.loads(metadata["config"]),
-            _decode_classes(json.loads(metadata["classes"])),
-            json.loads(metadata["history"]))
-
+            f"{str(path)!r} is not a readable safetensors model file "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); it "
+            "is truncated or corrupt, or not a model: it should come from "
+            "VGG19LeukocyteClassifier.save().") from exc
+    _check_integrity(path, state, metadata)
+    try:
+        config = {k: _from_json(v) for k, v in json.loads(metadata["config"]).items()}
+        return (state, config, _decode_classes(json.loads(metadata["classes"])),
+                json.loads(metadata["history"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r} has broken model metadata ({exc}); save "
+                         "the model again.") from exc

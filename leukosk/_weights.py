@@ -25,7 +25,7 @@ import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
 __all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict",
-           "normalization", "weights_cache_path"]
+           "normalization", "weights_cache_path", "implied_settings"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,21 +59,57 @@ def _enum_class(batch_norm):
     return VGG19_BN_Weights if batch_norm else VGG19_Weights
 
 
+def implied_settings(weights):
+    """The network settings a choice of weights implies.
+
+    Shipped leukosk models fix the architecture (batch norm, width, pooling,
+    hidden units), the input size and the crop they were trained with;
+    torchvision's enums fix batch norm; anything else implies VGG-19 at 224
+    px. Explicit classifier parameters override these defaults.
+
+    Returns
+    -------
+    dict
+        ``batch_norm`` (bool or None when not implied), ``image_size``,
+        ``module`` (keyword arguments for :class:`~leukosk._vgg.LeukocyteVGG`).
+
+    Examples
+    --------
+    >>> from leukosk._weights import implied_settings
+    >>> implied_settings("IMAGENET1K_V1")
+    {'batch_norm': None, 'image_size': 224, 'module': {}}
+    """
+    from ._pretrained import resolve_leukosk_weights
+
+    member = resolve_leukosk_weights(weights)
+    if member is not None:
+        architecture = member.meta["architecture"]
+        return {"batch_norm": architecture["batch_norm"],
+                "image_size": member.meta["image_size"],
+                "module": dict(architecture["module"])}
+    batch_norm = None
+    if isinstance(weights, WeightsEnum):
+        batch_norm = isinstance(weights, VGG19_BN_Weights)
+    return {"batch_norm": batch_norm, "image_size": 224, "module": {}}
+
+
 def resolve_weights(weights, batch_norm=False):
     """Turn the ``weights`` parameter into an enum member, a Path or None.
 
     Parameters
     ----------
-    weights : None, str, path-like or WeightsEnum
+    weights : None, str, path-like, WeightsEnum or LeukoskWeights
         ``None``; the name of a member of :class:`~torchvision.models.VGG19_Weights`
         (or ``VGG19_BN_Weights`` when ``batch_norm``) such as
-        ``"IMAGENET1K_V1"``; an enum member; or a path to a local state dict.
+        ``"IMAGENET1K_V1"``; an enum member; a shipped
+        :class:`~leukosk.LeukoskWeights` member or its name; or a path to a
+        local state dict.
     batch_norm : bool, default=False
         Whether the network is VGG-19 with batch normalisation.
 
     Returns
     -------
-    None, WeightsEnum member or pathlib.Path
+    None, WeightsEnum member, LeukoskWeights member or pathlib.Path
 
     Examples
     --------
@@ -83,8 +119,19 @@ def resolve_weights(weights, batch_norm=False):
     >>> resolve_weights(None) is None
     True
     """
+    from ._pretrained import resolve_leukosk_weights
+
     if weights is None:
         return None
+    shipped = resolve_leukosk_weights(weights)
+    if shipped is not None:
+        if shipped.meta["architecture"]["batch_norm"] != batch_norm:
+            raise ValueError(
+                f"weights={shipped.name} are a VGG-19 "
+                f"{'with' if batch_norm is False else 'without'} batch norm; "
+                f"leave batch_norm unset (or pass batch_norm="
+                f"{shipped.meta['architecture']['batch_norm']}).")
+        return shipped
     enum_cls = _enum_class(batch_norm)
     if isinstance(weights, WeightsEnum):
         if not isinstance(weights, enum_cls):
@@ -125,7 +172,12 @@ def weights_cache_path(enum_member):
 
 
 def normalization(weights):
-    """Mean and std the images are normalised with (ImageNet's, from the enum)."""
+    """Mean and std the images are normalised with (from the weights)."""
+    from ._pretrained import LeukoskWeights
+
+    if isinstance(weights, LeukoskWeights):
+        preprocessing = weights.meta["preprocessing"]
+        return tuple(preprocessing["mean"]), tuple(preprocessing["std"])
     if isinstance(weights, WeightsEnum):
         preprocess = weights.transforms()
         return tuple(preprocess.mean), tuple(preprocess.std)
@@ -183,9 +235,16 @@ def _from_hub(enum_member, progress):
 
 def _from_file(path):
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"cannot load weights from {str(path)!r}: it is not a readable "
+                f"safetensors file ({str(exc).splitlines()[0]}); it is truncated or "
+                "corrupt. Download or export it again.") from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for bad files
@@ -216,8 +275,14 @@ def load_state_dict(weights, progress=False):
     -------
     dict of str to torch.Tensor, or None
     """
+    from ._pretrained import LeukoskWeights
+
     if weights is None:
         return None
+    if isinstance(weights, LeukoskWeights):
+        prefix = "backbone."
+        return {k[len(prefix):]: v for k, v in weights.get_state_dict().items()
+                if k.startswith(prefix)}
     if isinstance(weights, WeightsEnum):
         return _from_hub(weights, progress)
     return _from_file(weights)

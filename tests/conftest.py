@@ -23,7 +23,7 @@ def assert_same_fit_output(actual, expected):
 #: Settings that make a VGG-19 fit take seconds on a CPU.  Narrow hidden
 #: layers keep each model (and each checkpoint a test writes) near 80 MB
 #: instead of 550 MB; tests of the default head build their own.
-FAST = dict(weights=None, image_size=32, max_epochs=1, batch_size=8,
+FAST = dict(weights=None, image_size=32, max_epochs=1, batch_size=8, module__width=0.25,
             module__hidden_units=64, verbose=0, random_state=0,
             device=TEST_DEVICE)
 

@@ -1,11 +1,18 @@
-"""Interrupted fits leave a checkpoint; fit(resume=True) continues from it."""
+"""Checkpoints as one atomic unit with a manifest; resume; interruption (issue 13, items 2, 4)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from skorch.callbacks import Callback
 
-from leukosk import VGG19LeukocyteClassifier
-from leukosk._checkpoint import checkpoint_files
+from leukosk import FitInterruptedWarning, VGG19LeukocyteClassifier
+from leukosk._checkpoint import latest_checkpoint
 
 
 class CrashAfter(Callback):
@@ -27,12 +34,14 @@ def test_crash_leaves_last_epoch_and_resume_finishes(tiny, fast, tmp_path):
         callbacks=[("crash", CrashAfter(2, RuntimeError("power cut")))], **fast)
     with pytest.raises(RuntimeError, match="power cut"):
         crashing.fit(X, y)
-    files = checkpoint_files(tmp_path / "ckpt")
-    assert all(f.is_file() for f in files.values())
-    assert not [p for p in (tmp_path / "ckpt").iterdir() if p.name.endswith(".tmp")]
+    folder = latest_checkpoint(tmp_path / "ckpt")
+    assert folder.name == "epoch-0002"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "history.json", "manifest.json", "optimizer.pt", "params.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "checkpoint.json", "epoch-0002"]  # older epochs and temporaries removed
 
     resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
-    assert len(resumed.history_) == 3
     assert resumed.history_[:, "epoch"] == [1, 2, 3]
     assert np.allclose(resumed.history_[:2, "train_loss"],
                        crashing.history_[:2, "train_loss"])
@@ -40,16 +49,17 @@ def test_crash_leaves_last_epoch_and_resume_finishes(tiny, fast, tmp_path):
     assert len(done.history_) == 3  # nothing left to train
 
 
-def test_keyboard_interrupt_stops_cleanly(tiny, fast, tmp_path):
+def test_keyboard_interrupt_is_reported_and_kept(tiny, fast, tmp_path):
     X, y = tiny
     fast.update(max_epochs=3, checkpoint_dir=tmp_path)
     clf = VGG19LeukocyteClassifier(
         callbacks=[("stop", CrashAfter(1, KeyboardInterrupt()))], **fast)
-    clf.fit(X, y)  # skorch ends training on Ctrl-C and keeps the model
-    assert len(clf.history_) == 1
+    with pytest.warns(FitInterruptedWarning, match="after 1 complete epoch.*holds epoch 1"):
+        clf.fit(X, y)  # as in skorch, the partly trained model is kept
+    assert clf.interrupted_ and len(clf.history_) == 1
     assert clf.predict(X).shape == (len(X),)
     resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
-    assert len(resumed.history_) == 3
+    assert not resumed.interrupted_ and len(resumed.history_) == 3
 
 
 def test_resume_without_checkpoint_starts_fresh(tiny, fast, tmp_path):
@@ -57,13 +67,91 @@ def test_resume_without_checkpoint_starts_fresh(tiny, fast, tmp_path):
     clf = VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path / "new",
                                    **fast).fit(X, y)
     assert len(clf.history_) == 1
-    assert checkpoint_files(tmp_path / "new")["f_params"].is_file()
+    assert latest_checkpoint(tmp_path / "new").name == "epoch-0001"
 
 
-def test_resume_with_other_classes_is_explained(tiny, fast, tmp_path):
+@pytest.mark.parametrize("change, match", [
+    (lambda X, y: (X, np.where(y == "platelet", "neutrophil", y)), "classes"),
+    (lambda X, y: (X, y, {"image_size": 40}), "image_size=32 there, 40 here"),
+    (lambda X, y: (X, y, {"module__hidden_units": 32}), "hidden_units=64 there, 32 here"),
+])
+def test_resume_refuses_what_does_not_match(tiny, fast, tmp_path, change, match):
     X, y = tiny
     VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, **fast).fit(X, y)
-    keep = y != "platelet"
-    with pytest.raises(ValueError, match="cannot resume"):
-        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path,
-                                 **fast).fit(X[keep], y[keep])
+    X2, y2, *more = change(X, y)
+    params = {**fast, **(more[0] if more else {})}
+    with pytest.raises(ValueError, match=f"cannot resume.*{match}"):
+        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path, **params).fit(X2, y2)
+
+
+def test_damaged_or_incomplete_checkpoint_is_refused(tiny, fast, tmp_path):
+    X, y = tiny
+    VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, **fast).fit(X, y)
+    folder = latest_checkpoint(tmp_path)
+    (folder / "history.json").unlink()
+    with pytest.raises(ValueError, match="incomplete or damaged"):
+        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path, **fast).fit(X, y)
+    (folder / "history.json").write_text("[]")
+    with pytest.raises(ValueError, match="history.json does not match"):
+        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path, **fast).fit(X, y)
+
+
+def test_old_three_file_checkpoint_is_not_trusted(tiny, fast, tmp_path):
+    X, y = tiny
+    (tmp_path / "params.pt").write_bytes(b"")
+    (tmp_path / "history.json").write_text("[]")
+    with pytest.raises(ValueError, match="older leukosk"):
+        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path, **fast).fit(X, y)
+
+
+def test_refused_pickle_in_optimizer_state_is_one_clear_error(tiny, fast, tmp_path):
+    X, y = tiny
+    VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, **fast).fit(X, y)
+    folder = latest_checkpoint(tmp_path)
+    marker = tmp_path / "pwned"
+    script = (f"import pickle, os\nclass E:\n    def __reduce__(self):\n"
+              f"        return (open, ({str(marker)!r}, 'w'))\n"
+              f"open({str(folder / 'optimizer.pt')!r}, 'wb').write(pickle.dumps(E(), protocol=2))\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    import hashlib
+    manifest["sha256"]["optimizer.pt"] = hashlib.sha256(
+        (folder / "optimizer.pt").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="holds objects other than tensors"):
+        VGG19LeukocyteClassifier(resume=True, checkpoint_dir=tmp_path, **fast).fit(X, y)
+    assert not marker.exists()
+
+
+_SAVE_THEN_DIE = textwrap.dedent("""
+    import os, sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from conftest import FAST, make_images
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk import _checkpoint
+    real = _checkpoint._write_files
+    def dying(net, folder):
+        if len(net.history) == 2:
+            (folder / "params.safetensors").write_bytes(b"half")
+            os.kill(os.getpid(), 9)
+        return real(net, folder)
+    _checkpoint._write_files = dying
+    X, y = make_images()
+    VGG19LeukocyteClassifier(**dict(FAST, max_epochs=3, checkpoint_dir={ckpt!r})).fit(X, y)
+""")
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny, fast, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    tests = os.path.dirname(__file__)
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVE_THEN_DIE.format(tests=tests, ckpt=str(ckpt))],
+        capture_output=True)
+    assert result.returncode == -signal.SIGKILL
+    assert latest_checkpoint(ckpt).name == "epoch-0001"
+    assert [p.name for p in ckpt.iterdir() if p.name.startswith(".epoch-tmp-")]
+    X, y = tiny
+    fast.update(max_epochs=3, checkpoint_dir=ckpt)
+    resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
+    assert resumed.history_[:, "epoch"] == [1, 2, 3]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.json", "epoch-0003"]

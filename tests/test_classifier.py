@@ -178,7 +178,7 @@ def test_bad_parameters(tiny, fast):
         VGG19LeukocyteClassifier(**{**fast, "image_size": 16}).fit(X, y)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+    with pytest.raises(ValueError, match=r"'validation'.*range \(0.0, 1.0\)"):
         VGG19LeukocyteClassifier(validation=1.5, **fast).fit(X, y)
     with pytest.raises(ValueError, match="not a torch device"):
         VGG19LeukocyteClassifier(**{**fast, "device": "gpu0"}).fit(X, y)

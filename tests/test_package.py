@@ -21,9 +21,10 @@ def test_version_matches_metadata():
 
 
 def test_public_names():
-    assert set(leukosk.__all__) == {"VGG19LeukocyteClassifier",
-                                    "RandomReflectRotate", "AugmentedImages",
-                                    "WeightsUnavailableError", "__version__"}
+    assert set(leukosk.__all__) == {
+        "VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+        "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
+        "NonFiniteLossError", "FitInterruptedWarning", "__version__"}
     for name in leukosk.__all__:
         assert getattr(leukosk, name) is not None
     assert "VGG19LeukocyteClassifier" in dir(leukosk)

@@ -125,7 +125,7 @@ def test_pickled_objects_are_refused(tmp_path):
 def test_wrong_layout_is_explained(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="do not match torchvision's VGG layout"):
+    with pytest.raises(ValueError, match="do not fit this network: missing .*vgg19"):
         LeukocyteVGG(n_classes=3, weights=path)
 
 
