@@ -1,8 +1,6 @@
 """Published protocols as one call: the classifier and the split of a paper."""
 
-import functools
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["Protocol", "jarjees2022"]
 
@@ -20,8 +18,9 @@ class Protocol:
     ----------
     estimator : VGG19LeukocyteClassifier
         Unfitted, configured as published.
-    split : callable
-        ``split(y, groups=None) -> (train_indices, test_indices)``.
+    split : PaperSplit or StratifiedGroupSplit
+        The protocol's split: ``split(y, groups=None) -> (train, test)``
+        indices, and a scikit-learn splitter (``cv=recipe.split``).
     reference : str
         Whom to cite.
 
@@ -34,7 +33,7 @@ class Protocol:
     """
 
     estimator: object
-    split: Callable
+    split: object
     reference: str
 
 
@@ -101,7 +100,7 @@ def jarjees2022(*, weights="IMAGENET1K_V1", batch_size=10, random_state=None,
     """
     from ._augment import RandomReflectRotate
     from ._classifier import VGG19LeukocyteClassifier
-    from .model_selection import paper_split
+    from .model_selection import PaperSplit
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: a positive integer.")
@@ -112,5 +111,5 @@ def jarjees2022(*, weights="IMAGENET1K_V1", batch_size=10, random_state=None,
                   augment=RandomReflectRotate(degrees=(0, 360), random_state=random_state),
                   random_state=random_state, device=device)
     recipe.update(params)
-    split = functools.partial(paper_split, train_size=0.7, random_state=random_state)
+    split = PaperSplit(train_size=0.7, random_state=random_state)
     return Protocol(VGG19LeukocyteClassifier(**recipe), split, JARJEES2022)

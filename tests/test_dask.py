@@ -18,7 +18,8 @@ distributed = pytest.importorskip("distributed")
 
 #: A candidate takes about a second on one core; the whole search seconds.
 PARAMS = dict(weights=None, image_size=32, max_epochs=1, batch_size=6,
-              module__hidden_units=16, verbose=0, random_state=0, device="cpu")
+              module__hidden_units=16, module__width=0.25, verbose=0,
+              random_state=0, device="cpu")
 GRID = {"lr": [1e-4, 3e-3], "max_epochs": [1, 2]}
 
 
@@ -80,6 +81,31 @@ def test_same_results_as_the_serial_search(cluster, serial, tiny_module):
     assert search.refit is True and search.refit_time_ > 0
 
 
+def test_successive_halving_picks_from_the_last_iteration(cluster, tiny_module):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    _, client = cluster
+    X, y = tiny_module
+
+    def halving():
+        return HalvingGridSearchCV(
+            VGG19LeukocyteClassifier(**PARAMS), {"lr": [1e-4, 1e-3, 1e-2, 1e-1]},
+            cv=StratifiedKFold(2), factor=2, min_resources=6, random_state=0)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = halving().fit(X, y)
+    finally:
+        torch.set_num_threads(threads)
+    remote = fit_on_dask(halving(), X, y, client=client)
+    last = remote.cv_results_["iter"] == remote.cv_results_["iter"].max()
+    assert last[remote.best_index_]
+    assert remote.best_index_ == local.best_index_
+    assert remote.best_params_ == local.best_params_
+
+
 def test_image_paths_are_read_on_the_workers(cluster, pbc_folder):
     _, client = cluster
     paths = sorted(str(p) for p in pbc_folder.rglob("*.jpg"))
@@ -97,7 +123,7 @@ def test_fit_errors_name_the_candidate(cluster, tiny_module):
     search = GridSearchCV(VGG19LeukocyteClassifier(**PARAMS),
                           {"image_size": [32, 8]}, cv=StratifiedKFold(2),
                           error_score="raise")
-    with pytest.raises(ValueError, match="image_size=8") as info:
+    with pytest.raises(ValueError, match="'image_size' parameter.*Got 8") as info:
         fit_on_dask(search, X, y, client=client)
     notes = getattr(info.value, "__notes__", [])
     if notes:  # Python 3.11+

@@ -8,13 +8,13 @@ from conftest import SHARED_PBC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leukosk.model_selection import paper_split, stratified_group_split
+from leukosk.datasets import PBC_COUNTS
+from leukosk.model_selection import (PaperSplit, StratifiedGroupSplit, paper_split,
+                                     stratified_group_split)
 
 
 def test_paper_split_numbers_of_the_full_dataset():
-    counts = {"basophil": 1218, "eosinophil": 3117, "erythroblast": 1551,
-              "ig": 2895, "lymphocyte": 1214, "monocyte": 1420,
-              "neutrophil": 3329, "platelet": 2348}
+    counts = PBC_COUNTS
     y = np.concatenate([[name] * n for name, n in counts.items()])
     train, test = paper_split(y, random_state=0)
     assert len(train) == 8 * 850 == 6800  # 680 iterations x batch 10
@@ -78,3 +78,51 @@ def test_splits_on_real_data_have_no_leak(tmp_path):
         assert not set(data.groups[train]) & set(data.groups[test])
     train, test = paper_split(data.target, groups=data.groups, random_state=0)
     assert len(train) == 8 * 510  # 70 % of the 728 lymphocytes here, per class
+
+
+@pytest.mark.parametrize("test_size", [0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9])
+def test_stratified_group_split_honours_test_size(test_size):
+    y = np.repeat(["a", "b", "c", "d"], 50)
+    groups = np.arange(200) // 2
+    train, test = stratified_group_split(y, groups=groups, test_size=test_size,
+                                         random_state=0)
+    assert abs(len(test) / len(y) - test_size) <= 0.02
+    assert len(train) + len(test) == len(y) and not set(groups[train]) & set(groups[test])
+
+
+def test_the_80_20_split_is_unchanged():
+    """The benchmarks' split: the first of 5 StratifiedGroupKFold folds."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(list("abcde"), 300)
+    groups = np.arange(300) // 3
+    expected = next(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(
+        np.zeros(300), y, groups))[1]
+    np.testing.assert_array_equal(
+        stratified_group_split(y, groups=groups, test_size=0.2, random_state=0)[1],
+        np.sort(expected))
+
+
+def test_splitters_work_as_cv_in_a_search(tiny, fast):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.protocols import jarjees2022
+
+    X, y = tiny
+    groups = np.arange(len(y)) // 2
+    for cv in (StratifiedGroupSplit(test_size=1 / 3, random_state=0),
+               PaperSplit(train_size=0.5, random_state=0),
+               jarjees2022(weights=None, random_state=0).split):
+        assert cv.get_n_splits() == 1
+        train, test = next(cv.split(X, y, groups))
+        np.testing.assert_array_equal(train, cv(y, groups=groups)[0])
+        assert not set(groups[train]) & set(groups[test])
+    search = GridSearchCV(VGG19LeukocyteClassifier(**fast), {"lr": [1e-4, 1e-3]},
+                          cv=StratifiedGroupSplit(test_size=1 / 3, random_state=0))
+    search.fit(X, y, groups=groups)
+    assert search.cv_results_["split0_test_score"].shape == (2,)
+    scores = cross_val_score(VGG19LeukocyteClassifier(**fast), X, y, groups=groups,
+                             cv=PaperSplit(train_size=0.5, random_state=0))
+    assert scores.shape == (1,)

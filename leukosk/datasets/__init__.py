@@ -1,9 +1,10 @@
 """Datasets: the PBC dataset (Acevedo et al. 2020) and its bundled sample."""
 
 from ._cache import CacheWarning
-from ._fetch import PBC_COUNTS, PBC_URL, fetch_pbc
+from ._classes import PBC_CLASSES, PBC_COUNTS
+from ._fetch import PBC_URL, fetch_pbc
 from ._home import get_data_home
-from ._pbc import PBC_CLASSES, PBCDataWarning, load_pbc
+from ._pbc import PBCDataWarning, load_pbc
 from ._sample import load_pbc_sample
 
 __all__ = ["load_pbc", "fetch_pbc", "load_pbc_sample", "get_data_home",

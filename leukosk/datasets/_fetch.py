@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
+from ._classes import PBC_COUNTS
 from ._home import get_data_home
 from ._pbc import load_pbc
 
@@ -23,10 +24,6 @@ __all__ = ["fetch_pbc", "PBC_URL", "PBC_COUNTS", "PBC_FOLDER"]
 #: doi:10.17632/snkd93bnjr.1, CC BY 4.0).
 PBC_URL = ("https://data.mendeley.com/public-files/datasets/snkd93bnjr/files/"
            "2fc38728-2ae7-4a62-a857-032af82334c3/file_downloaded")
-#: Images per class in the published dataset (17,092 in all).
-PBC_COUNTS = {"basophil": 1218, "eosinophil": 3117, "erythroblast": 1551,
-              "ig": 2895, "lymphocyte": 1214, "monocyte": 1420,
-              "neutrophil": 3329, "platelet": 2348}
 PBC_FOLDER = "PBC_dataset_normal_DIB"
 _ARCHIVE = f"{PBC_FOLDER}.zip"
 _CHUNK = 1 << 20

@@ -20,13 +20,11 @@ from sklearn.utils import Bunch
 
 from .._images import image_error, resize_batch, rgb_array
 from ._cache import CacheWarning, read_entry, scan_key, write_entry
+from ._classes import PBC_CLASSES
 from ._home import get_data_home
 
 __all__ = ["load_pbc", "PBCDataWarning", "PBC_CLASSES"]
 
-#: The eight classes of the PBC dataset (folder names).
-PBC_CLASSES = ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
-               "monocyte", "neutrophil", "platelet")
 
 
 class PBCDataWarning(UserWarning):

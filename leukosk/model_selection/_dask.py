@@ -217,13 +217,14 @@ def fit_on_dask(search, X, y=None, *, client=None, resources=None,
 def _refit_on_worker(search, client, X, y, fit_params, submit):
     """The refit step of ``search.fit``, run as one task on a worker.
 
-    Selects the best candidate as scikit-learn does (``refit`` callable, a
-    metric name, or the single score), then fits it on a worker.
+    Selects the best candidate with the search's own rule
+    (``_select_best_index``: a ``refit`` callable, a metric name, the single
+    score, or, for successive halving, the last iteration's best), then fits
+    it on a worker.
     """
     refit, results = search.refit, search.cv_results_
     metric = refit if isinstance(refit, str) else "score"
-    best = int(refit(results)) if callable(refit) else \
-        int(results[f"rank_test_{metric}"].argmin())
+    best = int(search._select_best_index(refit, metric, results))
     search.best_index_ = best
     search.best_params_ = results["params"][best]
     if not callable(refit):

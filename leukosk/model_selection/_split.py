@@ -6,13 +6,15 @@ sides, so a test image never has an identical twin in training.
 """
 
 import numbers
+from fractions import Fraction
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
-__all__ = ["paper_split", "stratified_group_split"]
+__all__ = ["paper_split", "stratified_group_split", "PaperSplit",
+           "StratifiedGroupSplit"]
 
 
 def _check(y, groups):
@@ -101,12 +103,24 @@ def paper_split(y, *, groups=None, train_size=0.7, n_per_class=None,
             np.flatnonzero(selected & (assigned == "test")))
 
 
+def _folds(test_size, y):
+    """(n_splits, n_test_folds): ``test_size`` as a fraction k/n, n at most 20
+    and at most the smallest class's size (so that every fold has each class)."""
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    fraction = Fraction(test_size).limit_denominator(max(2, min(20, smallest)))
+    if fraction.numerator == 0 or fraction.numerator == fraction.denominator:
+        fraction = Fraction(1, 2)
+    return fraction.denominator, fraction.numerator
+
+
 def stratified_group_split(y, *, groups=None, test_size=0.2, random_state=None):
     """One stratified train/test split that keeps each group on one side.
 
-    :class:`sklearn.model_selection.StratifiedGroupKFold` with
-    ``round(1 / test_size)`` folds; the first fold is the test set. Use it for
-    an 80/20 split of PBC that keeps byte-identical duplicates together.
+    :class:`sklearn.model_selection.StratifiedGroupKFold` with ``n`` folds,
+    of which ``k`` form the test set, where ``k/n`` is ``test_size`` as a
+    fraction with ``n`` at most 20 (and at most the smallest class's size):
+    0.2 is 1 fold of 5, 0.3 is 3 of 10, 0.75 is 3 of 4. Use it for an 80/20
+    split of PBC that keeps byte-identical duplicates together.
 
     Parameters
     ----------
@@ -133,8 +147,96 @@ def stratified_group_split(y, *, groups=None, test_size=0.2, random_state=None):
     y, groups = _check(y, groups)
     if not isinstance(test_size, numbers.Real) or not 0 < test_size < 1:
         raise ValueError(f"test_size={test_size!r} must lie strictly between 0 and 1.")
-    n_splits = max(2, round(1 / test_size))
+    n_splits, n_test = _folds(test_size, y)
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
                               random_state=random_state)
-    train, test = next(cv.split(np.zeros(len(y)), y, groups))
+    folds = cv.split(np.zeros(len(y)), y, groups)
+    test = np.sort(np.concatenate([next(folds)[1] for _ in range(n_test)]))
+    train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
+
+
+class _OneSplit(BaseCrossValidator):
+    """A single train/test split usable as ``cv=`` and as a function.
+
+    ``split(X, y, groups)`` yields one ``(train, test)`` pair (scikit-learn's
+    splitter protocol, so ``GridSearchCV(..., cv=splitter)`` works);
+    ``splitter(y, groups=...)`` returns that pair directly.
+    """
+
+    __metadata_request__split = {"groups": True}
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Always 1."""
+        return 1
+
+    def split(self, X=None, y=None, groups=None):
+        """Yield the one ``(train, test)`` pair of indices."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs y (the labels) to stratify.")
+        yield self(y, groups=groups)
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover
+        raise NotImplementedError("split() is overridden")
+
+
+class StratifiedGroupSplit(_OneSplit):
+    """:func:`stratified_group_split` as a scikit-learn splitter.
+
+    Parameters
+    ----------
+    test_size : float, default=0.2
+    random_state : None, int or RandomState, default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from leukosk.model_selection import StratifiedGroupSplit
+    >>> y = np.repeat(["a", "b"], 10)
+    >>> cv = StratifiedGroupSplit(test_size=0.2, random_state=0)
+    >>> cross_val_score(DummyClassifier(), np.zeros((20, 1)), y, cv=cv).shape
+    (1,)
+    >>> [len(part) for part in cv(y)]
+    [16, 4]
+    """
+
+    def __init__(self, test_size=0.2, random_state=None):
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def __call__(self, y, groups=None):
+        return stratified_group_split(y, groups=groups, test_size=self.test_size,
+                                      random_state=self.random_state)
+
+
+class PaperSplit(_OneSplit):
+    """:func:`paper_split` (Jarjees et al. 2022) as a scikit-learn splitter.
+
+    Images beyond each class's quota are in neither set.
+
+    Parameters
+    ----------
+    train_size : float, default=0.7
+    n_per_class : int, default=None
+    random_state : None, int or RandomState, default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.model_selection import PaperSplit
+    >>> y = np.array(["a"] * 20 + ["b"] * 10)
+    >>> train, test = next(PaperSplit(random_state=0).split(None, y))
+    >>> len(train), len(test)
+    (14, 6)
+    """
+
+    def __init__(self, train_size=0.7, n_per_class=None, random_state=None):
+        self.train_size = train_size
+        self.n_per_class = n_per_class
+        self.random_state = random_state
+
+    def __call__(self, y, groups=None):
+        return paper_split(y, groups=groups, train_size=self.train_size,
+                           n_per_class=self.n_per_class, random_state=self.random_state)

@@ -7,10 +7,12 @@ class, 2,912 in all; overall accuracy 98.1 %.
 
 import numpy as np
 
+from ..datasets._classes import PBC_CLASSES
+
 __all__ = ["PAPER_CLASSES", "PAPER_CONFUSION", "PAPER_ACCURACY", "paper_metrics"]
 
-PAPER_CLASSES = ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
-                 "monocyte", "neutrophil", "platelet")
+#: The paper's classes: PBC's eight, in the same order.
+PAPER_CLASSES = PBC_CLASSES
 
 #: Fig. 5 counts, rows = predicted class, columns = true class.
 PAPER_CONFUSION = np.array([
