@@ -1,0 +1,133 @@
+"""Search for a from-scratch PBC recipe that fits 30 minutes on 2 CPU cores (issue 12).
+
+Each call trains one setting on the duplicate-aware stratified 80/20 split of
+a PBC folder (the split of ``cpu_proxy_experiment.py``), scores the 20 % with
+and without test-time augmentation, and appends one JSON line (setting, fit
+time, accuracy, macro-F1, device) to ``--log``: every run is recorded,
+failures included.
+
+    python benchmarks/cpu_recipe_search.py ../shared/data/PBC_dataset_normal_DIB \
+        --width 0.25 --pool-size 1 --epochs 20 --log runs.jsonl
+"""
+
+import argparse
+import json
+import math
+import time
+import traceback
+
+import numpy as np
+import torch
+from _common import load_folder, pick_device
+from skorch.callbacks import LRScheduler
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
+from leukosk.model_selection import stratified_group_split
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_dir")
+    p.add_argument("--name", default="")
+    p.add_argument("--log", default="cpu_recipe_runs.jsonl")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--load-size", type=int, default=None,
+                   help="decode at this size (default: image size / crop)")
+    p.add_argument("--crop", type=float, default=1.0)
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--pool-size", type=int, default=1)
+    p.add_argument("--hidden-units", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    p.add_argument("--max-lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--pct-start", type=float, default=0.25)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="EMA decay of the weights per batch (0: none)")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--no-tta", dest="tta", action="store_false")
+    p.add_argument("--verbose", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def make_classifier(args, y_train):
+    steps = args.epochs * math.ceil(len(y_train) / args.batch_size)
+    if args.optimizer == "adamw":
+        options = dict(optimizer=torch.optim.AdamW,
+                       optimizer__weight_decay=args.weight_decay)
+    else:
+        options = dict(optimizer=torch.optim.SGD, optimizer__momentum=0.9,
+                       optimizer__nesterov=True,
+                       optimizer__weight_decay=args.weight_decay)
+    criterion = dict(criterion__label_smoothing=args.label_smoothing)
+    if args.class_weight == "balanced":
+        classes = np.unique(y_train)
+        criterion["criterion__weight"] = torch.tensor(
+            compute_class_weight("balanced", classes=classes, y=y_train),
+            dtype=torch.float32)
+    callbacks = [("one_cycle", LRScheduler(
+        policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=args.max_lr,
+        total_steps=steps, pct_start=args.pct_start, step_every="batch"))]
+    if args.ema:
+        from leukosk.callbacks import WeightAveraging
+        callbacks.append(("ema", WeightAveraging(decay=args.ema)))
+    return VGG19LeukocyteClassifier(
+        weights=None, batch_norm=args.batch_norm, image_size=args.image_size,
+        module__hidden_units=args.hidden_units, module__dropout=args.dropout,
+        module__width=args.width, module__pool_size=args.pool_size,
+        module__crop=args.crop,
+        batch_size=args.batch_size, max_epochs=args.epochs, lr=args.max_lr,
+        head_lr_multiplier=1.0, **options, **criterion,
+        augment=RandomReflectRotate(random_state=0), random_state=0,
+        verbose=args.verbose, callbacks=callbacks)
+
+
+def run(args):
+    load_size = args.load_size or round(args.image_size / args.crop)
+    data = load_folder(args.data_dir, load_size)
+    train, test = stratified_group_split(data.target, groups=data.groups,
+                                         test_size=0.2, random_state=0)
+    if args.limit:
+        train = np.random.default_rng(0).permutation(train)[: args.limit]
+    clf = make_classifier(args, data.target[train])
+    start = time.perf_counter()
+    clf.fit(data.images[train], data.target[train])
+    result = {"fit_min": round((time.perf_counter() - start) / 60, 2),
+              "n_train": len(train), "n_test": len(test),
+              "train_loss": [round(v, 3) for v in clf.history_[:, "train_loss"]]}
+    for tta in (False, True)[: 1 + args.tta]:
+        start = time.perf_counter()
+        pred = clf.set_params(tta=tta).predict(data.images[test])
+        key = "tta" if tta else "plain"
+        result[key] = {
+            "accuracy": round(accuracy_score(data.target[test], pred), 4),
+            "macro_f1": round(f1_score(data.target[test], pred, average="macro"), 4),
+            "predict_s": round(time.perf_counter() - start, 1)}
+    return result
+
+
+def main(argv=None):
+    args = parse(argv)
+    record = {"name": args.name, "setting": {k: v for k, v in vars(args).items()
+                                             if k not in ("data_dir", "log", "name", "verbose")},
+              "device": pick_device()[1], "started": time.strftime("%Y-%m-%d %H:%M")}
+    try:
+        record["result"] = run(args)
+    except BaseException as exc:  # record failures (and interruptions) too
+        record["error"] = "".join(traceback.format_exception_only(exc)).strip()
+        raise
+    finally:
+        with open(args.log, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
