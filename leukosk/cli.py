@@ -2,12 +2,15 @@
 
 Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``reproduce``. Bad
 arguments or data end with a one-line reason on stderr and a non-zero exit
-status (2 for usage errors, 1 for everything else).
+status: 2 for usage errors, 130 when interrupted (Ctrl-C), 1 for everything
+else. No command replaces a good result with a partial one.
 """
 
 import argparse
 import csv
 import json
+import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -29,13 +32,41 @@ def _positive_int(value):
     return number
 
 
+def _learning_rate(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value}") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite, non-negative number, got {value}")
+    return number
+
+
+class Interrupted(Exception):
+    """Training was interrupted; the message says what was kept."""
+
+
+def _check_out_dir(path):
+    """``--out``/``--report`` must be a folder (or not exist yet): checked
+    before any work, so that hours of training are not lost at the end."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {path} is a file; name a folder (it is "
+                                 "created if missing).")
+    return out
+
+
 def _classifier_overrides(args):
     """Classifier parameters given on the command line; the rest keep defaults."""
     options = {
+        "checkpoint_dir": getattr(args, "checkpoint", None),
+        "resume": getattr(args, "resume", False) or None,
         "image_size": args.image_size, "max_epochs": args.epochs,
         "device": args.device, "batch_size": args.batch_size, "lr": args.lr,
         "batch_norm": args.batch_norm or None,
-        "module__hidden_units": args.hidden_units, "random_state": args.seed,
+        "module__hidden_units": args.hidden_units, "module__width": args.width,
+        "random_state": args.seed,
         "amp": args.amp or None, "channels_last": args.channels_last or None,
     }
     overrides = {k: v for k, v in options.items() if v is not None}
@@ -55,39 +86,72 @@ def _add_training_options(parser, *, paper_defaults):
     group.add_argument("--epochs", type=_positive_int, help="training epochs (10)")
     group.add_argument("--batch-size", type=_positive_int, help="mini-batch (10); reproduce scales "
                        "the learning rate with it")
-    group.add_argument("--lr", type=float, help="learning rate (1e-4)")
+    group.add_argument("--lr", type=_learning_rate, help="learning rate (1e-4)")
     group.add_argument("--batch-norm", action="store_true",
                        help="VGG-19 with batch normalisation")
     group.add_argument("--hidden-units", type=_positive_int,
                        help="width of the hidden FC layers (4096)")
+    group.add_argument("--width", type=float,
+                       help="channel multiplier of the convolutions (1.0)")
     group.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--amp", action="store_true",
                        help="bfloat16 mixed precision (fast on recent GPUs/CPUs)")
     group.add_argument("--channels-last", action="store_true",
                        help="channels-last memory layout (use with --amp)")
     group.add_argument("--seed", type=int, help="random seed")
+    group.add_argument("--checkpoint", metavar="DIR",
+                       help="write a checkpoint to DIR after every epoch")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --checkpoint DIR")
+    group.add_argument("--no-cache", action="store_true",
+                       help="decode the images afresh; keep no data cache")
     group.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def _load_folder(path, quiet):
+def _load_folder(path, quiet, cache=True):
     from .datasets import load_pbc
 
-    data = load_pbc(path, verbose=not quiet)
+    data = load_pbc(path, verbose=not quiet, cache=cache)
     if len(data.target) == 0:
         raise ValueError(f"no readable images in {path}")
     return data
 
 
-def _train(args):
-    from ._augment import RandomReflectRotate
-    from ._classifier import VGG19LeukocyteClassifier
+def _fitted(clf, X, y):
+    """``clf.fit(X, y)``; an interruption raises :class:`Interrupted`."""
+    from ._training import interruption_message
 
-    data = _load_folder(args.data_dir, args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _interrupted_warning())
+        clf.fit(X, y)
+    if clf.interrupted_:
+        raise Interrupted(interruption_message(clf) + " The model was not saved.")
+    return clf
+
+
+def _interrupted_warning():
+    from ._training import FitInterruptedWarning
+
+    return FitInterruptedWarning
+
+
+def _train(args):
+    out = _check_out_dir(args.out)
+    data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     params = _classifier_overrides(args)
-    if not args.no_augment:
-        params["augment"] = RandomReflectRotate(random_state=args.seed)
-    clf = VGG19LeukocyteClassifier(**params).fit(data.images, data.target)
-    out = Path(args.out)
+    if args.protocol != "none":
+        from .protocols import PROTOCOLS
+
+        recipe = PROTOCOLS[args.protocol](**params)
+        clf = recipe.estimator
+    else:
+        from ._augment import RandomReflectRotate
+        from ._classifier import VGG19LeukocyteClassifier
+
+        if not args.no_augment:
+            params["augment"] = RandomReflectRotate(random_state=args.seed)
+        clf = VGG19LeukocyteClassifier(**params)
+    _fitted(clf, data.images, data.target)
     clf.save(out / MODEL_FILE)
     _curves(clf, out)
     print(f"trained on {len(data.target)} images of {len(clf.classes_)} classes; "
@@ -103,24 +167,54 @@ def _curves(clf, folder):
                        Path(folder) / "training_curves")
 
 
-def _load_model(model_dir, device, tta=False):
-    from ._classifier import VGG19LeukocyteClassifier
-
-    path = Path(model_dir) / MODEL_FILE
+def _model_path(model):
+    """The model file a MODEL argument names (a folder or a .safetensors file)."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {MODEL_FILE} in {model_dir}; train one with "
-                                "'leukosk train DATA_DIR --out MODEL_DIR'")
+        raise FileNotFoundError(f"no {MODEL_FILE} in {model}; train one with "
+                                "'leukosk train DATA_DIR --out MODEL_DIR', or "
+                                "use the shipped model (--model default)")
+    return path
+
+
+def _is_model(item):
+    path = Path(item)
+    return (path.is_dir() and (path / MODEL_FILE).is_file()) or (
+        path.is_file() and path.suffix == ".safetensors")
+
+
+def _load_model(model, device, tta=False):
+    """A fitted classifier, and a line naming it: ``model`` is a model folder
+    or file, or ``"default"`` (or a shipped model's name) for a shipped one."""
+    from ._classifier import VGG19LeukocyteClassifier
+    from ._pretrained import LeukoskWeights, resolve_leukosk_weights
+
     overrides = {"verbose": 0, "tta": tta}
     if device:
         overrides["device"] = device
-    return VGG19LeukocyteClassifier.load(path, **overrides)
+    default = model in (None, "default")
+    shipped = resolve_leukosk_weights("DEFAULT" if default else model)
+    if shipped is not None:
+        shipped = LeukoskWeights[shipped.name]  # DEFAULT names its alias target
+        clf = VGG19LeukocyteClassifier.load(shipped.verify(), **overrides)
+        return clf, (f"model: {shipped.name}, shipped with leukosk (trained on "
+                     f"{shipped.meta['data']['summary']}; see the model card)")
+    if default:
+        raise FileNotFoundError("this leukosk ships no trained model; name one "
+                                "with --model MODEL_DIR")
+    path = _model_path(model)
+    return VGG19LeukocyteClassifier.load(path, **overrides), f"model: {path}"
 
 
 def _evaluate(args):
     from .reports import write_report
 
-    clf = _load_model(args.model_dir, args.device, args.tta)
-    data = _load_folder(args.data_dir, args.quiet)
+    _check_out_dir(args.report)
+    clf, used = _load_model(args.model_dir, args.device, args.tta)
+    print(used, file=sys.stderr)
+    data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     paths = write_report(args.report, data.target, clf.predict(data.images),
                          history=clf.history_, labels=clf.classes_,
                          title=f"Evaluation of {args.model_dir} on {args.data_dir}")
@@ -147,8 +241,12 @@ def _expand(inputs):
 
 
 def _predict(args):
-    clf = _load_model(args.model_dir, args.device, args.tta)
-    files = _expand(args.inputs)
+    inputs, model = list(args.inputs), args.model
+    if model is None and len(inputs) > 1 and _is_model(inputs[0]):
+        model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
+    clf, used = _load_model(model, args.device, args.tta)
+    print(used, file=sys.stderr)
+    files = _expand(inputs)
     proba = clf.predict_proba(files)
     labels = clf.classes_[proba.argmax(axis=1)]
     classes = [str(c) for c in clf.classes_]
@@ -174,12 +272,12 @@ def _reproduce(args):
     from .protocols import jarjees2022
     from .reports import write_report
 
-    data = _load_folder(args.data_dir, args.quiet)
+    report = _check_out_dir(args.report)
+    data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     params = _classifier_overrides(args)
     recipe = jarjees2022(**params)
     train, test = recipe.split(data.target, groups=data.groups)
-    clf = recipe.estimator.fit(data.images[train], data.target[train])
-    report = Path(args.report)
+    clf = _fitted(recipe.estimator, data.images[train], data.target[train])
     clf.save(report / MODEL_FILE)
     clf.set_params(tta=args.tta)
     paths = write_report(report, data.target[test], clf.predict(data.images[test]),
@@ -233,6 +331,9 @@ def _add_model_commands(commands):
     train.add_argument("--out", required=True, metavar="MODEL_DIR")
     train.add_argument("--no-augment", action="store_true",
                        help="no random reflection/rotation")
+    train.add_argument("--protocol", default="none", choices=["none", *_protocol_names()],
+                       help="a named recipe of leukosk.protocols (its settings; the "
+                            "options below override them), e.g. cpu_pbc2026")
     _add_training_options(train, paper_defaults=False)
     train.set_defaults(func=_train)
 
@@ -240,20 +341,27 @@ def _add_model_commands(commands):
         "evaluate", help="score a saved model on a labelled folder",
         description="Predict every image of DATA_DIR with the model in "
                     "MODEL_DIR and write a report (JSON, Markdown, figures).")
-    evaluate.add_argument("model_dir", metavar="MODEL_DIR")
+    evaluate.add_argument("model_dir", metavar="MODEL",
+                          help="a model folder or .safetensors file, or 'default' "
+                               "for the model shipped with leukosk")
     evaluate.add_argument("data_dir", metavar="DATA_DIR")
     evaluate.add_argument("--report", required=True, metavar="REPORT_DIR")
     evaluate.add_argument("--tta", action="store_true",
                           help="average over the 8 square symmetries")
     evaluate.add_argument("--device")
+    evaluate.add_argument("--no-cache", action="store_true",
+                          help="decode the images afresh; keep no data cache")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser(
         "predict", help="classify images, print class and probabilities",
-        description="Classify image files (or all images under folders).")
-    predict.add_argument("model_dir", metavar="MODEL_DIR")
+        description="Classify image files (or all images under folders) with "
+                    "the model shipped with leukosk, or with --model MODEL "
+                    "(a first argument that is a model folder also names it).")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    predict.add_argument("--model", help="a model folder or .safetensors file "
+                                         "(default: the shipped model)")
     predict.add_argument("--format", choices=("csv", "json"), default="csv")
     predict.add_argument("--output", help="file to write (default: stdout)")
     predict.add_argument("--tta", action="store_true")
@@ -272,6 +380,12 @@ def _add_model_commands(commands):
                            help="also average over the 8 square symmetries")
     _add_training_options(reproduce, paper_defaults=True)
     reproduce.set_defaults(func=_reproduce)
+
+
+def _protocol_names():
+    from .protocols import PROTOCOLS
+
+    return sorted(PROTOCOLS)
 
 
 def build_parser():
@@ -296,17 +410,39 @@ def _format_warning(message, category, *args, **kwargs):
     return f"leukosk: warning: {message}\n"
 
 
+def _one_line(exc):
+    return " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
+
+
 def main(argv=None):
-    """Entry point of the ``leukosk`` command; returns the exit status."""
+    """Entry point of the ``leukosk`` command; returns the exit status.
+
+    0 on success, 2 for usage errors (from argparse), 130 when interrupted,
+    1 for anything else, always with one line on stderr and no traceback
+    (set ``LEUKOSK_TRACEBACK=1`` to see one for an unexpected error).
+    """
     args = build_parser().parse_args(argv)
     original_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # restored below
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
-        reason = " ".join(line.strip() for line in str(exc).splitlines()) \
-            or type(exc).__name__
-        print(f"leukosk {args.command}: error: {reason}", file=sys.stderr)
+    except Interrupted as exc:
+        print(f"leukosk {args.command}: interrupted: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"leukosk {args.command}: interrupted; nothing was written.",
+              file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError,
+            MemoryError) as exc:
+        print(f"leukosk {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback on request
+        if os.environ.get("LEUKOSK_TRACEBACK"):
+            raise
+        print(f"leukosk {args.command}: unexpected error ({type(exc).__name__}): "
+              f"{_one_line(exc)}. Set LEUKOSK_TRACEBACK=1 to see where, and "
+              "please report it.", file=sys.stderr)
         return 1
     finally:
         warnings.formatwarning = original_format

@@ -13,7 +13,7 @@ from leukosk import VGG19LeukocyteClassifier  # noqa: E402
 from leukosk.cli import build_parser, main  # noqa: E402
 
 TINY = ["--weights", "none", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "4", "--hidden-units", "16", "--device", "cpu",
+        "--batch-size", "4", "--hidden-units", "16", "--width", "0.25", "--device", "cpu",
         "--seed", "0", "--quiet"]
 
 
@@ -83,7 +83,7 @@ def test_bad_arguments_and_data(tmp_path, capsys):
     assert main(["train", str(tmp_path / "absent"), "--out", str(tmp_path)] + TINY) == 1
     err = capsys.readouterr().err
     assert err.startswith("leukosk train: error: no folder at") and err.count("\n") == 1
-    assert main(["predict", str(tmp_path), "x.jpg"]) == 1
+    assert main(["predict", "--model", str(tmp_path), "x.jpg"]) == 1
     assert "no model.safetensors" in capsys.readouterr().err
 
 
