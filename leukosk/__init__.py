@@ -5,7 +5,10 @@ The public API:
 * :class:`VGG19LeukocyteClassifier`: ImageNet VGG-19 transfer learning as a
   scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022).
 * :class:`RandomReflectRotate`: the paper's random reflection and rotation,
-  applied afresh every epoch on the training device, never at prediction.
+  applied afresh every epoch on the training device, never at prediction;
+  :class:`RandomScaleCrop`, :class:`RandomStainJitter`,
+  :class:`RandomColorJitter`, :class:`RandomBlur` and :class:`RandomJPEG`
+  model other labs' images; :class:`Augmentations` chains them.
 * :class:`LeukoskWeights` and :func:`load_pretrained`: a leukocyte classifier
   trained on PBC, shipped in the package: predict at once, or fine-tune.
 * :class:`WeightsUnavailableError`: raised when pretrained weights are neither
@@ -29,6 +32,12 @@ _LAZY = {
     "RandomReflectRotate": "._augment",
     "AugmentedImages": "._augment",
     "WeightsUnavailableError": "._weights",
+    "RandomScaleCrop": "._labshift",
+    "RandomStainJitter": "._labshift",
+    "RandomColorJitter": "._labshift",
+    "RandomBlur": "._labshift",
+    "RandomJPEG": "._labshift",
+    "Augmentations": "._labshift",
     "LeukoskWeights": "._pretrained",
     "load_pretrained": "._pretrained",
     "NonFiniteLossError": "._training",
@@ -37,6 +46,8 @@ _LAZY = {
 _SUBMODULES = ("callbacks", "datasets", "model_selection", "protocols", "reports")
 
 __all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+           "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
+           "RandomJPEG", "Augmentations",
            "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
            "NonFiniteLossError", "FitInterruptedWarning", "__version__"]
 

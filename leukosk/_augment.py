@@ -439,14 +439,24 @@ class TrainingAugmentation:
         return self.augmenter.augment_batch(images, self.generator)
 
     def __getstate__(self):
-        state = dict(self.__dict__)
-        if self.generator is not None:
-            state["generator"] = self.generator.get_state()
-        return state
+        return dict(self.__dict__, generator=_generator_states(self.generator))
 
     def __setstate__(self, state):
-        generator = state["generator"]
-        if generator is not None:
-            state["generator"] = torch.Generator()
-            state["generator"].set_state(generator)
-        self.__dict__.update(state)
+        self.__dict__.update(state, generator=_generators(state["generator"]))
+
+
+def _generator_states(generator):
+    """Generators (possibly nested in tuples) as their picklable states."""
+    if isinstance(generator, tuple):
+        return tuple(_generator_states(g) for g in generator)
+    return None if generator is None else ("generator", generator.get_state())
+
+
+def _generators(states):
+    if isinstance(states, tuple) and states and states[0] == "generator":
+        generator = torch.Generator()
+        generator.set_state(states[1])
+        return generator
+    if isinstance(states, tuple):
+        return tuple(_generators(s) for s in states)
+    return None

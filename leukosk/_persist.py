@@ -64,6 +64,7 @@ def atomic_path(path):
 
 def _augmenter_classes():
     """leukosk's own augmenters by name (a file can only name these)."""
+    from . import _labshift  # noqa: F401 - defines the lab-shift augmenters
     from ._augment import BatchAugmentation
 
     found, todo = {}, [BatchAugmentation]
@@ -94,7 +95,7 @@ def jsonable(value):
     if isinstance(value, BatchAugmentation) and type(value).__name__ in _augmenter_classes():
         return {_AUGMENTER: type(value).__name__,
                 "params": {k: jsonable(v) for k, v in value.get_params(deep=False).items()}}
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [jsonable(v) for v in value]
     json.dumps(value)  # raises TypeError for anything else
     return value
@@ -105,9 +106,17 @@ def _from_json(value):
         classes = _augmenter_classes()
         if value[_AUGMENTER] not in classes:
             raise ValueError(f"unknown augmenter {value[_AUGMENTER]!r}")
-        params = {k: tuple(v) if isinstance(v, list) else v  # JSON has no tuples
-                  for k, v in value["params"].items()}
+        params = {k: _tuples(_from_json(v)) for k, v in value["params"].items()}
         return classes[value[_AUGMENTER]](**params)
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def _tuples(value):
+    """JSON has no tuples: an augmenter's list parameters were tuples."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
     return value
 
 
