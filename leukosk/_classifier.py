@@ -411,6 +411,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
             "freeze_features": self.freeze_features,
             "progress": bool(self.verbose),
             "channels_last": bool(self.channels_last),
+            "classes": [str(c) for c in self.classes_.tolist()],
             **settings["module"],
         }
         self.module_ = self.module(**kwargs)
@@ -648,19 +649,24 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         warn_other_versions(state, type(self).__name__)
         super().__setstate__(state)
 
-    def save(self, path):
+    def save(self, path, *, dtype=None):
         """Save the fitted model to one ``.safetensors`` file, atomically.
 
         The file holds the network's tensors and, as JSON metadata, the
-        parameters (augmenters included), ``classes_``, training history and
-        a checksum; nothing is pickled. Parameters that are not plain values
-        (optimizer class, callbacks) are not stored: :meth:`load` uses their
-        defaults unless given.
+        parameters (augmenters included), ``classes_``, training history, the
+        network's settings and preprocessing, and a checksum; nothing is
+        pickled. Parameters that are not plain values (optimizer class,
+        callbacks) are not stored: :meth:`load` uses their defaults unless
+        given. The file also serves as ``weights=`` of a new classifier
+        (fine-tuning from this model).
 
         Parameters
         ----------
         path : str or path-like
             Target file, conventionally ending in ``.safetensors``.
+        dtype : torch.dtype, default=None
+            Store floating-point tensors in this precision
+            (``torch.float16`` halves the file; loading converts back).
 
         Returns
         -------
@@ -669,9 +675,12 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         from . import __version__
 
         self.check_is_fitted()
+        network = dict(self.network_settings(),
+                       preprocessing=self._plain_module().preprocess.describe())
         save_model_file(path, self._plain_module().state_dict(),
-                        self.get_params(deep=False),
-                        self.classes_, self.history_.to_list(), __version__)
+                        self.get_params(deep=False), self.classes_,
+                        self.history_.to_list(), __version__, network=network,
+                        dtype=dtype)
         return path
 
     @classmethod

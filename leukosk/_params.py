@@ -47,8 +47,8 @@ def _resolve(constraint):
     if constraint == "weights_enum":
         from torchvision.models import WeightsEnum
 
-        from ._pretrained import LeukoskWeights
-        return (WeightsEnum, LeukoskWeights)
+        from ._pretrained import TrainedWeights
+        return (WeightsEnum, TrainedWeights)
     if constraint == "augmenter":
         from ._augment import BatchAugmentation
         return BatchAugmentation

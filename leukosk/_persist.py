@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torchvision.models import WeightsEnum
 
-__all__ = ["atomic_path", "save_model_file", "read_model_file", "jsonable", "FORMAT"]
+__all__ = ["atomic_path", "save_model_file", "read_model_file", "read_network",
+           "is_model_file", "jsonable", "FORMAT"]
 
 FORMAT = "leukosk-model/1"
 _AUGMENTER = "__augmenter__"
@@ -86,7 +87,9 @@ def jsonable(value):
 
     if isinstance(value, WeightsEnum):
         return value.name
-    if getattr(type(value), "_leukosk_weights", False):
+    from ._pretrained import TrainedWeights
+
+    if isinstance(value, TrainedWeights):
         return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -97,6 +100,8 @@ def jsonable(value):
                 "params": {k: jsonable(v) for k, v in value.get_params(deep=False).items()}}
     if isinstance(value, (tuple, list)):
         return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
     json.dumps(value)  # raises TypeError for anything else
     return value
 
@@ -155,12 +160,16 @@ def _digest(tensors, metadata):
     return digest.hexdigest()
 
 
-def save_model_file(path, state_dict, params, classes, history, version):
+def save_model_file(path, state_dict, params, classes, history, version, network=None,
+                    dtype=None):
     """Write tensors and JSON metadata to ``path`` atomically.
 
     Parameters whose values are not JSON (classes such as the optimizer,
     callbacks) are listed under ``not_saved``; :func:`read_model_file`
-    callers use defaults or explicit overrides for them.
+    callers use defaults or explicit overrides for them. ``network`` (the
+    resolved settings that shape the network, and its preprocessing) lets
+    the file serve as starting weights; ``dtype`` stores floating-point
+    tensors in another precision (``torch.float16`` halves the file).
     """
     from safetensors.torch import save_file
 
@@ -173,7 +182,11 @@ def save_model_file(path, state_dict, params, classes, history, version):
         "classes": json.dumps(_encode_classes(classes)),
         "history": json.dumps(history),
     }
+    if network is not None:
+        metadata["network"] = json.dumps(jsonable(network))
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata["sha256"] = _digest(tensors, metadata)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -208,6 +221,29 @@ def _check_integrity(path, state, metadata):
         warnings.warn(f"{str(path)!r} was saved by leukosk {made_by}, newer than "
                       f"this leukosk {__version__}; upgrade leukosk if loading or "
                       "predicting misbehaves.", UserWarning, stacklevel=4)
+
+
+def read_network(path):
+    """``(classes, network settings or None)`` of a model file, checked."""
+    from safetensors import safe_open
+
+    state, *_ = read_model_file(path)  # every check, before trusting the metadata
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        metadata = f.metadata()
+    classes = _decode_classes(json.loads(metadata["classes"]))
+    network = json.loads(metadata["network"]) if "network" in metadata else None
+    return classes, network, state
+
+
+def is_model_file(path):
+    """Whether ``path`` is a safetensors file with leukosk model metadata."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return (f.metadata() or {}).get("format") == FORMAT
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return False
 
 
 def read_model_file(path):

@@ -15,11 +15,13 @@ the data it saw, and its measured accuracy with the machine that measured it
 """
 
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LeukoskWeights", "load_pretrained", "ShippedModel"]
+__all__ = ["LeukoskWeights", "load_pretrained", "ShippedModel", "TrainedWeights",
+           "ModelFileWeights", "resolve_leukosk_weights"]
 
 _FOLDER = Path(__file__).resolve().parent / "pretrained"
 
@@ -45,7 +47,65 @@ class ShippedModel:
     meta: dict = field(hash=False, compare=False)
 
 
-class LeukoskWeights(enum.Enum):
+class TrainedWeights:
+    """Weights of a trained leukosk model: a shipped one or a saved file.
+
+    Subclasses provide ``meta`` (``classes``, ``image_size``,
+    ``preprocessing``, ``architecture``) and ``get_state_dict()``; the
+    classifier then builds the matching network (see ``implied_settings``)
+    and starts its last layer from the units of the classes both share.
+    """
+
+
+class ModelFileWeights(TrainedWeights):
+    """A model file written by ``VGG19LeukocyteClassifier.save``, as weights.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.safetensors`` model file (checked like ``load`` checks it).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk._pretrained import ModelFileWeights
+    >>> X = np.zeros((4, 32, 32, 3), np.uint8)
+    >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
+    ...     verbose=0, module__width=0.25, module__hidden_units=16).fit(X, [0, 1, 0, 1])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     weights = ModelFileWeights(clf.save(pathlib.Path(d, "m.safetensors")))
+    ...     weights.meta["image_size"], weights.meta["classes"]
+    (32, ('0', '1'))
+    """
+
+    def __init__(self, path):
+        from ._persist import read_network
+
+        classes, network, state = read_network(path)
+        if network is None:
+            raise ValueError(f"{str(path)!r} was saved by an older leukosk without its "
+                             "network settings; load it and save it again.")
+        self.path = Path(path)
+        self.name = str(path)
+        self._state = state
+        self.meta = {
+            "classes": tuple(str(c) for c in classes),
+            "image_size": network["image_size"],
+            "preprocessing": {k: network["preprocessing"][k] for k in ("crop", "mean", "std")},
+            "architecture": {"batch_norm": network["batch_norm"],
+                             "module": dict(network["module"])},
+        }
+
+    def get_state_dict(self):
+        """The network's tensors (float32, on the CPU)."""
+        return {k: v.float() if v.is_floating_point() else v for k, v in self._state.items()}
+
+    def __str__(self):
+        return self.name
+
+
+class LeukoskWeights(TrainedWeights, enum.Enum):
     """Models trained by leukosk and shipped with it.
 
     Members are added as models are trained; ``LeukoskWeights.DEFAULT`` is
@@ -113,12 +173,27 @@ class LeukoskWeights(enum.Enum):
 
 
 def resolve_leukosk_weights(weights):
-    """The :class:`LeukoskWeights` member ``weights`` names, or None."""
-    if isinstance(weights, LeukoskWeights):
+    """The trained leukosk weights ``weights`` names, or None: a
+    :class:`LeukoskWeights` member (or its name), or a leukosk model file."""
+    import os
+
+    from ._persist import is_model_file
+
+    if isinstance(weights, TrainedWeights):
         return weights
     if isinstance(weights, str) and weights in LeukoskWeights.__members__:
         return LeukoskWeights[weights]
+    if isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".safetensors") \
+            and Path(weights).is_file() and is_model_file(weights):
+        stat = Path(weights).stat()
+        return _model_file(str(weights), stat.st_mtime_ns, stat.st_size)
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _model_file(path, mtime_ns, size):
+    """One :class:`ModelFileWeights` per file version (reading is not free)."""
+    return ModelFileWeights(path)
 
 
 def load_pretrained(weights="DEFAULT", **params):

@@ -45,6 +45,11 @@ class Preprocess(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1),
                              persistent=False)
 
+    def describe(self):
+        """The preprocessing as plain data (stored with saved models)."""
+        return {"crop": self.crop, "mean": self.mean.flatten().tolist(),
+                "std": self.std.flatten().tolist(), "image_size": self.image_size}
+
     def forward(self, x):
         x = resize_batch(center_crop(x, self.crop), self.image_size)
         if x.dtype == torch.uint8:
@@ -98,6 +103,21 @@ def _load_backbone(backbone, state, source):
     backbone.load_state_dict(state, strict=False)
 
 
+def _reuse_head(backbone, weights, state, classes):
+    """Start the last layer from a trained model's units of the same classes."""
+    trained = getattr(weights, "meta", {}).get("classes")
+    if not classes or trained is None or not set(classes) <= set(map(str, trained)):
+        return
+    rows = [list(map(str, trained)).index(c) for c in classes]
+    head = backbone.classifier[6]
+    weight, bias = state.get(_TV_HEAD_PREFIX + "weight"), state.get(_TV_HEAD_PREFIX + "bias")
+    if weight is None or weight.shape[1] != head.in_features:
+        return
+    with torch.no_grad():
+        head.weight.copy_(weight[rows])
+        head.bias.copy_(bias[rows])
+
+
 class LeukocyteVGG(nn.Module):
     """VGG-19 with its last layer replaced for ``n_classes`` cell types.
 
@@ -135,6 +155,10 @@ class LeukocyteVGG(nn.Module):
         Keep the central ``crop`` fraction of each image's height and width
         before resizing (PBC's cells sit in the middle of a 360x363 frame);
         1.0 resizes the whole image, as the paper does.
+    classes : list of str, default=None
+        Names of the outputs. With weights of a trained leukosk model whose
+        classes include every one of them, the new last layer starts from
+        that model's units for the same classes (instead of at random).
     progress : bool, default=False
         Show a progress bar while downloading weights.
     channels_last : bool, default=False
@@ -154,13 +178,14 @@ class LeukocyteVGG(nn.Module):
     def __init__(self, n_classes, weights=None, batch_norm=False, image_size=224,
                  freeze_features=False, dropout=0.5, hidden_units=4096,
                  progress=False, channels_last=False, width=1.0, pool_size=7,
-                 crop=1.0):
+                 crop=1.0, classes=None):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         state = load_state_dict(resolved, progress=progress)
         backbone = _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size)
         if state is not None:
             _load_backbone(backbone, state, source=str(weights))
+            _reuse_head(backbone, resolved, state, classes)
         if freeze_features:
             backbone.features.requires_grad_(False)
         self.freeze_features = freeze_features

@@ -127,7 +127,7 @@ def resolve_weights(weights, batch_norm=False):
     if shipped is not None:
         if shipped.meta["architecture"]["batch_norm"] != batch_norm:
             raise ValueError(
-                f"weights={shipped.name} are a VGG-19 "
+                f"weights={shipped} are a VGG-19 "
                 f"{'with' if batch_norm is False else 'without'} batch norm; "
                 f"leave batch_norm unset (or pass batch_norm="
                 f"{shipped.meta['architecture']['batch_norm']}).")
@@ -173,9 +173,9 @@ def weights_cache_path(enum_member):
 
 def normalization(weights):
     """Mean and std the images are normalised with (from the weights)."""
-    from ._pretrained import LeukoskWeights
+    from ._pretrained import TrainedWeights
 
-    if isinstance(weights, LeukoskWeights):
+    if isinstance(weights, TrainedWeights):
         preprocessing = weights.meta["preprocessing"]
         return tuple(preprocessing["mean"]), tuple(preprocessing["std"])
     if isinstance(weights, WeightsEnum):
@@ -275,11 +275,11 @@ def load_state_dict(weights, progress=False):
     -------
     dict of str to torch.Tensor, or None
     """
-    from ._pretrained import LeukoskWeights
+    from ._pretrained import TrainedWeights
 
     if weights is None:
         return None
-    if isinstance(weights, LeukoskWeights):
+    if isinstance(weights, TrainedWeights):
         prefix = "backbone."
         return {k[len(prefix):]: v for k, v in weights.get_state_dict().items()
                 if k.startswith(prefix)}

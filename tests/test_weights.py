@@ -138,3 +138,37 @@ def test_narrow_hidden_layers_keep_pretrained_features(tmp_path, random_vgg19_st
     sizes = [(m.in_features, m.out_features) for m in net.backbone.classifier
              if isinstance(m, torch.nn.Linear)]
     assert sizes == [(25088, 64), (64, 64), (64, 4)]
+
+
+def test_a_saved_model_is_starting_weights_and_its_head_is_reused(tiny, fast, tmp_path):
+    """weights=<model file>: same network settings, units of shared classes kept."""
+    import numpy as np
+
+    from leukosk import VGG19LeukocyteClassifier
+
+    X, y = tiny
+    fast.update(batch_norm=True, image_size=40, module__hidden_units=32,
+                module__crop=0.8, max_epochs=2)
+    base = VGG19LeukocyteClassifier(**fast).fit(X, y)
+    path = base.save(tmp_path / "base.safetensors")
+    keep = y != "eosinophil"
+    child = VGG19LeukocyteClassifier(weights=path, max_epochs=0, verbose=0,
+                                     random_state=0, device="cpu")
+    child.fit(X[keep], y[keep])
+    assert child.network_settings()["image_size"] == 40
+    assert child.network_settings()["batch_norm"] is True
+    assert child.module_.preprocess.crop == 0.8
+    rows = [0, 2]  # basophil, platelet in the base model's classes
+    np.testing.assert_array_equal(
+        child.module_.backbone.classifier[6].weight.detach(),
+        base.module_.backbone.classifier[6].weight.detach()[rows])
+    np.testing.assert_allclose(child.predict_proba(X[keep]),
+                               _renormalised(base.predict_proba(X[keep]), rows), atol=1e-5)
+
+
+def _renormalised(proba, columns):
+    import numpy as np
+
+    logit = np.log(proba[:, columns])
+    e = np.exp(logit - logit.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
