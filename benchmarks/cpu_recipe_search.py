@@ -8,6 +8,10 @@ failures included.
 
     python benchmarks/cpu_recipe_search.py ../shared/data/PBC_dataset_normal_DIB \
         --width 0.25 --pool-size 1 --epochs 20 --log runs.jsonl
+    python benchmarks/cpu_recipe_search.py DATA --protocol leukosk2026
+
+With ``--protocol`` the classifier is exactly that recipe of
+:mod:`leukosk.protocols` (only ``--epochs`` is passed on, if given).
 """
 
 import argparse
@@ -31,6 +35,7 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("--name", default="")
+    p.add_argument("--protocol", default=None, help="a recipe of leukosk.protocols")
     p.add_argument("--log", default="cpu_recipe_runs.jsonl")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--load-size", type=int, default=None,
@@ -41,7 +46,7 @@ def parse(argv=None):
     p.add_argument("--hidden-units", type=int, default=256)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     p.add_argument("--max-lr", type=float, default=2e-3)
@@ -53,11 +58,21 @@ def parse(argv=None):
                    help="EMA decay of the weights per batch (0: none)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-tta", dest="tta", action="store_false")
+    p.add_argument("--save", default=None,
+                   help="save the fitted model here, and beside it (.npz) the test "
+                        "split's indices, labels and probabilities")
     p.add_argument("--verbose", type=int, default=1)
     return p.parse_args(argv)
 
 
 def make_classifier(args, y_train):
+    if args.protocol:
+        from leukosk.protocols import PROTOCOLS
+
+        extra = {} if args.epochs is None else {"max_epochs": args.epochs}
+        return PROTOCOLS[args.protocol](random_state=0, verbose=args.verbose,
+                                        **extra).estimator
+    args.epochs = args.epochs or 20
     steps = args.epochs * math.ceil(len(y_train) / args.batch_size)
     if args.optimizer == "adamw":
         options = dict(optimizer=torch.optim.AdamW,
@@ -90,6 +105,10 @@ def make_classifier(args, y_train):
 
 
 def run(args):
+    if args.protocol:
+        settings = make_classifier(args, None).network_settings()
+        args.image_size = settings["image_size"]
+        args.crop = settings["module"].get("crop", 1.0)
     load_size = args.load_size or round(args.image_size / args.crop)
     data = load_folder(args.data_dir, load_size)
     train, test = stratified_group_split(data.target, groups=data.groups,
@@ -97,19 +116,33 @@ def run(args):
     if args.limit:
         train = np.random.default_rng(0).permutation(train)[: args.limit]
     clf = make_classifier(args, data.target[train])
+    shown = ("max_epochs", "batch_size", "lr", "image_size", "batch_norm", "optimizer",
+             "optimizer__weight_decay", "criterion__label_smoothing", "class_weight")
+    params = clf.get_params(deep=False)
+    estimator = {k: str(params[k]) for k in shown if k in params}
+    estimator.update({k: v for k, v in params.items() if k.startswith("module__")})
+    estimator["callbacks"] = str(params.get("callbacks"))
     start = time.perf_counter()
     clf.fit(data.images[train], data.target[train])
     result = {"fit_min": round((time.perf_counter() - start) / 60, 2),
+              "estimator": estimator,
               "n_train": len(train), "n_test": len(test),
               "train_loss": [round(v, 3) for v in clf.history_[:, "train_loss"]]}
+    outputs = {}
     for tta in (False, True)[: 1 + args.tta]:
         start = time.perf_counter()
-        pred = clf.set_params(tta=tta).predict(data.images[test])
+        proba = clf.set_params(tta=tta).predict_proba(data.images[test])
+        pred = clf.classes_[proba.argmax(axis=1)]
         key = "tta" if tta else "plain"
+        outputs[f"proba_{key}"] = proba
         result[key] = {
             "accuracy": round(accuracy_score(data.target[test], pred), 4),
             "macro_f1": round(f1_score(data.target[test], pred, average="macro"), 4),
             "predict_s": round(time.perf_counter() - start, 1)}
+    if args.save:
+        clf.set_params(tta=False).save(args.save)
+        np.savez(str(args.save) + ".npz", test=test, train=train, classes=clf.classes_,
+                 y_test=data.target[test], filenames=data.filenames[test], **outputs)
     return result
 
 

@@ -126,3 +126,27 @@ def test_splitters_work_as_cv_in_a_search(tiny, fast):
     scores = cross_val_score(VGG19LeukocyteClassifier(**fast), X, y, groups=groups,
                              cv=PaperSplit(train_size=0.5, random_state=0))
     assert scores.shape == (1,)
+
+
+def test_score_present_classes_and_few_shot_with_the_classifier(tiny, fast, tmp_path):
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.model_selection import few_shot_scores, score_present_classes
+
+    X, y = tiny
+    base = VGG19LeukocyteClassifier(**fast).fit(X, y)
+    keep = y != "eosinophil"
+    present = score_present_classes(base, X[keep], y[keep])
+    assert set(present.y_pred) <= {"basophil", "platelet"}
+    proba = base.predict_proba(X[keep])[:, [0, 2]]
+    np.testing.assert_array_equal(present.y_pred, np.array(["basophil", "platelet"])[
+        proba.argmax(1)])
+    with pytest.raises(ValueError, match="does not know"):
+        score_present_classes(base, X[:2], ["basophil", "neutrophil"])
+    path = base.save(tmp_path / "base.safetensors")
+    adapted = VGG19LeukocyteClassifier(weights=path, verbose=0, max_epochs=1,
+                                       random_state=0, device="cpu")
+    y_lab = np.where(np.arange(len(y)) == 0, "eosinophil", np.where(keep, y, "platelet"))
+    scores = few_shot_scores(adapted, X, y_lab, k=2, n_draws=2, random_state=0)
+    assert scores.accuracy.shape == (2,) and 0 <= scores.accuracy_mean <= 1
+    # one eosinophil only: none to train on, one left to test, still predictable
+    assert scores.n_train.tolist() == [4, 4] and scores.n_test.tolist() == [14, 14]
