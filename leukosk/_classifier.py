@@ -586,13 +586,16 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
 
         Returns
         -------
-        ndarray of shape (n, n_classes)
+        ndarray of shape (n, n_classes), float64
+            Rows sum to 1 (to float64 precision, as scikit-learn's metrics
+            expect).
         """
         self.check_is_fitted()
         X, _ = split_augmented(X, None)
         if not is_dataset(X):
             X = check_images(X)
-        return super().predict_proba(X)
+        proba = super().predict_proba(X).astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
