@@ -72,12 +72,12 @@ def scan_key(files, image_size):
     -------
     str
     """
-    digest = hashlib.sha256(json.dumps(
-        {"format": FORMAT, "image_size": image_size, **_versions()},
-        sort_keys=True).encode())
-    for path, _, *stat in files:
-        digest.update(f"{path}\0{stat}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+    header = json.dumps({"format": FORMAT, "image_size": image_size, **_versions()},
+                        sort_keys=True)
+    listing = "\n".join(f"{path}\0{size}\0{mtime}\0{ctime}\0{inode}"
+                        for path, _, size, mtime, ctime, inode in files)
+    return hashlib.sha256(f"{header}\n{listing}".encode("utf-8", "surrogateescape")
+                          ).hexdigest()
 
 
 def _entry(location, key):
@@ -117,7 +117,9 @@ def _read_checked(entry, index_path, key, n_files):
         raise ValueError(f"it lists {len(digests)} files, the folder has {n_files}")
     if index["images"] is None:
         return digests, errors, None
-    images = np.load(entry / "images.npy", allow_pickle=False)
+    # copy-on-write map: pages are read once (by the checksum), and changes a
+    # caller makes to the returned array never reach the cache file
+    images = np.load(entry / "images.npy", mmap_mode="c", allow_pickle=False)
     expected = index["images"]
     n_good = sum(e is None for e in errors)
     if (images.dtype != np.uint8 or list(images.shape) != expected["shape"]

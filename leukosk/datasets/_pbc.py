@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import warnings
+from stat import S_ISREG
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,25 +90,24 @@ def _list_files(folder):
             skipped.append((class_dir.path, f"unreadable folder ({exc.strerror})"))
             continue
         for f in files:
-            reason = _unusable(f)
+            stat, reason = _stat(f)
             if reason:
                 skipped.append((f.path, reason))
                 continue
-            stat = f.stat()
             candidates.append((f.path, class_dir.name, stat.st_size, stat.st_mtime_ns,
                                stat.st_ctime_ns, stat.st_ino))
     return [c.name for c in classes], candidates, skipped
 
 
-def _unusable(entry):
-    """Why a folder entry cannot be an image file, or None."""
+def _stat(entry):
+    """(stat result, None) of an image file entry, or (None, why it cannot be one)."""
     if entry.name.startswith("."):
-        return "hidden file"
+        return None, "hidden file"
     try:
-        entry.stat()
+        stat = entry.stat()
     except OSError as exc:
-        return f"unreadable file ({exc.strerror})"
-    return None if entry.is_file() else "not a file"
+        return None, f"unreadable file ({exc.strerror})"
+    return (stat, None) if S_ISREG(stat.st_mode) else (None, "not a file")
 
 
 def _decode_resized(data, image_size):
