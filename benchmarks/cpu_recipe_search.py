@@ -23,6 +23,8 @@ import traceback
 import numpy as np
 import torch
 from _common import load_folder, pick_device
+
+from leukosk.datasets import load_pbc
 from skorch.callbacks import LRScheduler
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
@@ -56,6 +58,15 @@ def parse(argv=None):
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
     p.add_argument("--ema", type=float, default=0.0,
                    help="EMA decay of the weights per batch (0: none)")
+    p.add_argument("--labshift", action="store_true",
+                   help="add the lab-shift augmenters (scale, colour, stain, blur, JPEG)")
+    p.add_argument("--scale", type=float, nargs=2, default=(0.45, 1.1),
+                   help="RandomScaleCrop's range with --labshift")
+    p.add_argument("--hue", type=float, default=0.08, help="RandomColorJitter's hue")
+    p.add_argument("--standardize", action="store_true",
+                   help="per-image colour standardisation (module__standardize)")
+    p.add_argument("--other-lab", default=None,
+                   help="a labelled folder of another lab to score out of the box")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--no-tta", dest="tta", action="store_false")
     p.add_argument("--save", default=None,
@@ -65,11 +76,30 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
+def labshift_augmentations(args):
+    """The paper's reflection and rotation, then the lab-shift augmenters."""
+    from leukosk import (Augmentations, RandomBlur, RandomColorJitter, RandomJPEG,
+                         RandomScaleCrop, RandomStainJitter)
+
+    return Augmentations([
+        ("reflect_rotate", RandomReflectRotate()),
+        ("scale", RandomScaleCrop(scale=tuple(args.scale), translate=0.05)),
+        ("colour", RandomColorJitter(brightness=0.2, contrast=0.2, saturation=0.3,
+                                     hue=args.hue)),
+        ("stain", RandomStainJitter(scale=0.2, shift=0.05)),
+        ("blur", RandomBlur(sigma=(0.0, 1.5))),
+        ("jpeg", RandomJPEG(quality=(40, 100)))], random_state=0)
+
+
 def make_classifier(args, y_train):
     if args.protocol:
         from leukosk.protocols import PROTOCOLS
 
         extra = {} if args.epochs is None else {"max_epochs": args.epochs}
+        if args.labshift:
+            extra["augment"] = labshift_augmentations(args)
+        if args.standardize:
+            extra["module__standardize"] = True
         return PROTOCOLS[args.protocol](random_state=0, verbose=args.verbose,
                                         **extra).estimator
     args.epochs = args.epochs or 20
@@ -139,6 +169,17 @@ def run(args):
             "accuracy": round(accuracy_score(data.target[test], pred), 4),
             "macro_f1": round(f1_score(data.target[test], pred, average="macro"), 4),
             "predict_s": round(time.perf_counter() - start, 1)}
+    if args.other_lab:
+        from leukosk.model_selection import score_present_classes
+
+        other = load_pbc(args.other_lab, image_size=None, verbose=False, cache=False)
+        for tta in (False, True)[: 1 + args.tta]:
+            scores = score_present_classes(clf.set_params(tta=tta), other.images,
+                                           other.target)
+            result[f"other_lab_{'tta' if tta else 'plain'}"] = {
+                "accuracy": round(scores.accuracy, 4),
+                "balanced_accuracy": round(scores.balanced_accuracy, 4),
+                "n": len(other.target)}
     if args.save:
         clf.set_params(tta=False).save(args.save)
         np.savez(str(args.save) + ".npz", test=test, train=train, classes=clf.classes_,

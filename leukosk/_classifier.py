@@ -207,6 +207,11 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         The torch device the network lives on (``device`` resolved).
     image_size_ : int
         The input size the network was built for (``image_size`` resolved).
+    decode_size_ : int
+        Image files are decoded and resized to this side before the network
+        crops (``module__crop``) and resizes to ``image_size_``: ``image_size_
+        / crop``, so that cropping loses no resolution. Load image arrays at
+        this size too (e.g. ``load_pbc(..., image_size=clf.decode_size_)``).
     augmentation_ : TrainingAugmentation or None
         The augmenter the last fit trained with and its random generator.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -378,7 +383,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         validate_classifier_params(self)
         self._resolve_runtime()
         self.amp_dtype_ = amp_dtype(self.amp, self.device_)
-        self.image_size_ = self.network_settings()["image_size"]
+        settings = self.network_settings()
+        self.image_size_ = settings["image_size"]
+        self.decode_size_ = round(self.image_size_ / settings["module"].get("crop", 1.0))
         return super().initialize()
 
     def network_settings(self):
@@ -484,16 +491,20 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         epochs = None
         device = self.device_ if self.initialized_ else resolve_device(self.device)
         with seeded(self.random_state, device):
-            if not self.initialized_:
+            fresh = not self.initialized_
+            if fresh:
                 given = classes if classes is not None else self.classes
                 self.classes_inferred_ = learn_classes(y, given)
                 self.class_weight_ = class_weights(self.class_weight, self.classes_, y)
                 epochs = self._initialize_or_resume()
             else:
                 check_same_classes(self.classes_, y)
-            self.augmentation_ = (None if augmenter is None else
-                                  TrainingAugmentation(augmenter))
-            dataset = ImageDataset(X, encode(y, self.classes_), self.image_size_, labels=y,
+            previous = None if fresh else getattr(self, "augmentation_", None)
+            if augmenter is None:
+                self.augmentation_ = None
+            elif previous is None or previous.augmenter is not augmenter:
+                self.augmentation_ = TrainingAugmentation(augmenter)  # else: draws go on
+            dataset = ImageDataset(X, encode(y, self.classes_), self.decode_size_, labels=y,
                                    sample_weight=check_sample_weight(sample_weight, len(X)))
             self.interrupted_ = False
             NeuralNet.partial_fit(self, dataset, y, epochs=epochs, **fit_params)

@@ -249,8 +249,8 @@ class ImageInput:
             return X
         X = check_images(X, check_files=False)
         if y is None:
-            return ImageDataset(X, image_size=self.image_size_)
-        return ImageDataset(X, encode(y, self.classes_), self.image_size_,
+            return ImageDataset(X, image_size=self.decode_size_)
+        return ImageDataset(X, encode(y, self.classes_), self.decode_size_,
                             labels=np.asarray(y))
 
     def get_iterator(self, dataset, training=False):

@@ -8,6 +8,7 @@ skorch's optimizer step and is deliberately not offered.
 
 import contextlib
 import functools
+import warnings
 
 import torch
 
@@ -59,7 +60,22 @@ def amp_dtype(amp, device):
             f"amp={amp!r}: this GPU ({torch.cuda.get_device_name()}) has no "
             "bfloat16 support (it needs compute capability 8.0, Ampere, or "
             "newer); use amp=False.")
+    if torch.device(device).type == "cpu" and not cpu_has_bf16():
+        warnings.warn(
+            f"amp={amp!r} on this CPU ({torch.backends.cpu.get_cpu_capability()}, "
+            "without AVX512-BF16 or AMX) emulates bfloat16: training was 13x "
+            "slower than float32 on such a CPU. Use amp=False here.",
+            UserWarning, stacklevel=3)
     return torch.bfloat16
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16():
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @functools.lru_cache(maxsize=None)

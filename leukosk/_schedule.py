@@ -45,8 +45,14 @@ class OneCycle(LRScheduler):
     ([2, 2], 0.01)
     """
 
-    def __init__(self, max_lr, pct_start=0.25, **kwargs):
-        super().__init__(policy=OneCycleLR, step_every="batch", max_lr=max_lr,
+    def __init__(self, max_lr, pct_start=0.25, policy=OneCycleLR, step_every="batch",
+                 **kwargs):
+        # policy and step_every are fixed; they are parameters only so that
+        # scikit-learn's clone (which passes every parameter back) works.
+        if policy is not OneCycleLR or step_every != "batch":
+            raise ValueError("OneCycle is OneCycleLR stepped every batch; use skorch's "
+                             "LRScheduler for other schedules.")
+        super().__init__(policy=policy, step_every=step_every, max_lr=max_lr,
                          pct_start=pct_start, **kwargs)
 
     def on_train_begin(self, net, **kwargs):

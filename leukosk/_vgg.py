@@ -36,10 +36,11 @@ def center_crop(images, fraction):
 class Preprocess(nn.Module):
     """uint8 or [0, 1] float CHW batch -> cropped, resized, normalised float batch."""
 
-    def __init__(self, image_size, mean, std, crop=1.0):
+    def __init__(self, image_size, mean, std, crop=1.0, standardize=False):
         super().__init__()
         self.image_size = image_size
         self.crop = crop
+        self.standardize = standardize
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1),
@@ -48,12 +49,16 @@ class Preprocess(nn.Module):
     def describe(self):
         """The preprocessing as plain data (stored with saved models)."""
         return {"crop": self.crop, "mean": self.mean.flatten().tolist(),
-                "std": self.std.flatten().tolist(), "image_size": self.image_size}
+                "std": self.std.flatten().tolist(), "image_size": self.image_size,
+                "standardize": self.standardize}
 
     def forward(self, x):
         x = resize_batch(center_crop(x, self.crop), self.image_size)
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
+        if self.standardize:  # each image's own colour statistics
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
         return (x - self.mean) / self.std
 
 
@@ -155,6 +160,11 @@ class LeukocyteVGG(nn.Module):
         Keep the central ``crop`` fraction of each image's height and width
         before resizing (PBC's cells sit in the middle of a 360x363 frame);
         1.0 resizes the whole image, as the paper does.
+    standardize : bool, default=False
+        Normalise each image by its own per-channel mean and standard
+        deviation (after cropping) instead of the dataset's: removes a lab's
+        overall colour cast and brightness, at the cost of the absolute
+        colour (see "Using leukosk on your lab's images").
     classes : list of str, default=None
         Names of the outputs. With weights of a trained leukosk model whose
         classes include every one of them, the new last layer starts from
@@ -178,7 +188,7 @@ class LeukocyteVGG(nn.Module):
     def __init__(self, n_classes, weights=None, batch_norm=False, image_size=224,
                  freeze_features=False, dropout=0.5, hidden_units=4096,
                  progress=False, channels_last=False, width=1.0, pool_size=7,
-                 crop=1.0, classes=None):
+                 crop=1.0, standardize=False, classes=None):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         state = load_state_dict(resolved, progress=progress)
@@ -189,7 +199,8 @@ class LeukocyteVGG(nn.Module):
         if freeze_features:
             backbone.features.requires_grad_(False)
         self.freeze_features = freeze_features
-        self.preprocess = Preprocess(image_size, *normalization(resolved), crop=crop)
+        self.preprocess = Preprocess(image_size, *normalization(resolved), crop=crop,
+                                     standardize=standardize)
         self.backbone = backbone
         self.memory_format = (torch.channels_last if channels_last
                               else torch.contiguous_format)

@@ -11,6 +11,18 @@ import pytest
 #: to run the same tests on a GPU.
 TEST_DEVICE = os.environ.get("LEUKOSK_TEST_DEVICE", "cpu")
 
+def amp_warning():
+    """What ``amp=True`` on this machine's CPU says: a warning where bfloat16 is
+    emulated (no AVX512-BF16 or AMX), nothing where it is native or on a GPU."""
+    import contextlib
+
+    from leukosk._precision import cpu_has_bf16
+
+    if TEST_DEVICE != "cpu" or cpu_has_bf16():
+        return contextlib.nullcontext()
+    return pytest.warns(UserWarning, match="emulates bfloat16")
+
+
 def assert_same_fit_output(actual, expected):
     """Outputs of two identically seeded fits: equal on the CPU, and close on a
     GPU, where cuDNN's kernels are not bit-for-bit deterministic."""

@@ -16,6 +16,9 @@ from leukosk.model_selection import fit_on_dask
 
 distributed = pytest.importorskip("distributed")
 
+#: Worker processes that each import torch: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 #: A candidate takes about a second on one core; the whole search seconds.
 PARAMS = dict(weights=None, image_size=32, max_epochs=1, batch_size=6,
               module__hidden_units=16, module__width=0.25, verbose=0,

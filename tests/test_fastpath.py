@@ -8,6 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import amp_warning
+
 from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
 from leukosk._dataset import DeviceBatches, ImageDataset
 
@@ -26,10 +28,11 @@ def _conv_output_dtypes(clf, X):
 
 def test_amp_runs_the_network_in_bfloat16_and_returns_float32(tiny, fast):
     X, y = tiny
-    clf = VGG19LeukocyteClassifier(amp=True, **fast).fit(X, y)
+    with amp_warning():
+        clf = VGG19LeukocyteClassifier(amp=True, **fast).fit(X, y)
     dtypes, proba = _conv_output_dtypes(clf, X)
     assert set(dtypes) == {torch.bfloat16}
-    assert proba.dtype == np.float32
+    assert proba.dtype == np.float64
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert np.isfinite(clf.history_[-1, "train_loss"])
 
@@ -153,10 +156,11 @@ def test_prediction_runs_in_inference_mode_and_in_batches(tiny, fast):
 
 def test_tta_with_amp_and_channels_last(tiny, fast):
     X, y = tiny
-    clf = VGG19LeukocyteClassifier(amp=True, channels_last=True, tta=True,
-                                   **fast).fit(X, y)
+    with amp_warning():
+        clf = VGG19LeukocyteClassifier(amp=True, channels_last=True, tta=True,
+                                       **fast).fit(X, y)
     proba = clf.predict_proba(X)
-    assert proba.dtype == np.float32
+    assert proba.dtype == np.float64
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
     rotated = np.ascontiguousarray(np.rot90(X, 1, axes=(1, 2)))
     np.testing.assert_allclose(clf.predict_proba(rotated), proba, atol=2e-2)
@@ -173,3 +177,12 @@ def test_compiled_model_trains_saves_and_loads(tiny, fast, tmp_path):
                                            compile=False)
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_emulated_bfloat16_on_this_cpu_is_warned_about(tiny, fast):
+    from leukosk._precision import amp_dtype, cpu_has_bf16
+
+    if cpu_has_bf16():
+        pytest.skip("this CPU computes bfloat16 natively")
+    with pytest.warns(UserWarning, match="AVX512-BF16 or AMX.*amp=False"):
+        assert amp_dtype(True, "cpu") is torch.bfloat16

@@ -41,3 +41,28 @@ def test_overrides(tiny):
                          verbose=0, device="cpu", module__hidden_units=16)
     clf = recipe.estimator.fit(X, y)
     assert clf.predict(X).shape == (len(X),)
+
+
+def test_leukosk2026_and_few_shot_recipes_clone_and_round_trip():
+    from leukosk.protocols import PROTOCOLS, few_shot_classifier
+
+    for estimator in [make(random_state=0).estimator for make in PROTOCOLS.values()] + [
+            few_shot_classifier("DEFAULT")]:
+        copy = clone(estimator)
+        copy.set_params(**estimator.get_params(deep=True))
+        assert clone(copy).get_params()["max_epochs"] == estimator.max_epochs
+
+
+def test_leukosk2026_is_the_measured_recipe():
+    from leukosk.callbacks import OneCycle
+    from leukosk.protocols import leukosk2026
+
+    recipe = leukosk2026(random_state=0)
+    params = recipe.estimator.get_params()
+    assert params["weights"] is None and params["batch_norm"] is True
+    assert (params["image_size"], params["module__width"], params["module__crop"]) == \
+        (64, 0.25, 0.6)
+    assert params["max_epochs"] == 22 and params["optimizer"] is torch.optim.AdamW
+    (name, schedule), = params["callbacks"]
+    assert isinstance(schedule, OneCycle) and schedule.max_lr == params["lr"] == 2e-3
+    assert recipe.split.test_size == 0.2
