@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["check_images", "decode_image", "resize_batch"]
+__all__ = ["check_images", "chw_batch", "decode_image", "resize_batch"]
 
 _MAX_LISTED = 5
 
@@ -324,3 +324,14 @@ def resize_batch(images, size):
         return images
     return TF.resize(images, [size, size], antialias=True)
 
+
+def chw_batch(chunk):
+    """A chunk of checked images (NHWC array, or paths) as a (n, 3, H, W)
+    tensor; paths decoded here, as a list of (3, H, W) tensors when their
+    sizes differ."""
+    if isinstance(chunk, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
+    images = [torch.from_numpy(decode_image(path)).permute(2, 0, 1) for path in chunk]
+    if len({tuple(i.shape) for i in images}) == 1:
+        return torch.stack(images)
+    return images

@@ -1,6 +1,7 @@
 """The ``leukosk`` command line (thin: it parses arguments and calls the library).
 
-Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``reproduce``. Bad
+Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``explain``,
+``count``, ``reproduce``. Bad
 arguments or data end with a one-line reason on stderr and a non-zero exit
 status: 2 for usage errors, 130 when interrupted (Ctrl-C), 1 for everything
 else. No command replaces a good result with a partial one.
@@ -196,7 +197,7 @@ def _load_model(model, device, tta=False):
         overrides["device"] = device
     default = model in (None, "default")
     shipped = resolve_leukosk_weights("DEFAULT" if default else model)
-    if shipped is not None:
+    if isinstance(shipped, LeukoskWeights):
         shipped = LeukoskWeights[shipped.name]  # DEFAULT names its alias target
         clf = VGG19LeukocyteClassifier.load(shipped.verify(), **overrides)
         return clf, (f"model: {shipped.name}, shipped with leukosk (trained on "
@@ -209,19 +210,116 @@ def _load_model(model, device, tta=False):
 
 
 def _evaluate(args):
-    from .reports import write_report
+    from .reports import trust_report, write_report
 
     _check_out_dir(args.report)
     clf, used = _load_model(args.model_dir, args.device, args.tta)
     print(used, file=sys.stderr)
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
+    trust = None
+    if not args.no_trust:
+        try:
+            trust = trust_report(clf, data.images, data.target,
+                                 calibration_fraction=args.calibration_fraction)
+        except ValueError as exc:
+            print(f"note: no calibration or conformal section: {exc}.", file=sys.stderr)
     paths = write_report(args.report, data.target, clf.predict(data.images),
-                         history=clf.history_, labels=clf.classes_,
+                         history=clf.history_, labels=clf.classes_, trust=trust,
                          title=f"Evaluation of {args.model_dir} on {args.data_dir}")
     summary = json.loads(paths["json"].read_text())
-    print(f"accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
-          f"on {summary['n_images']} images; report: {paths['markdown']}")
+    line = (f"accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
+            f"on {summary['n_images']} images")
+    if trust is not None:
+        line += (f"; ECE {100 * summary['trust']['ece_before']:.1f} % "
+                 f"({100 * summary['trust']['ece_after']:.1f} % temperature-scaled)")
+    print(f"{line}; report: {paths['markdown']}")
     return 0
+
+
+def _explain(args):
+    from .explain import grad_cam
+    from .reports._trust import _pixels, overlay
+
+    out = _check_out_dir(args.out)
+    files = _expand(args.inputs)
+    clf, used = _load_model(args.model, args.device)
+    print(used, file=sys.stderr)
+    maps, labels = grad_cam(clf, files, target=args.target)
+    from PIL import Image
+
+    from ._persist import atomic_path
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, image, cam, label in zip(files, _pixels(files), maps, labels):
+        target = out / f"{Path(path).stem}_gradcam_{label}.png"
+        with atomic_path(target) as tmp:
+            Image.fromarray(overlay(image, cam)).save(tmp, format="PNG")
+        written.append(target)
+    print(f"{len(written)} Grad-CAM overlay(s) in {out}")
+    return 0
+
+
+def _conformal_sets(clf, model, args):
+    """The sets that refer cells: stored with a shipped model, or MAPIE's on
+    ``--calibration DIR``; None (with a note) without either."""
+    from ._pretrained import resolve_leukosk_weights
+    from .uncertainty import ConformalSets, conformalize
+
+    if args.calibration:
+        data = _load_folder(args.calibration, args.quiet)
+        return conformalize(clf, data.images, data.target, confidence_level=args.coverage)
+    shipped = resolve_leukosk_weights("DEFAULT" if model in (None, "default") else model)
+    if shipped is not None and "conformal" in shipped.meta:
+        return ConformalSets(shipped.meta["conformal"]["thresholds"])
+    print("note: no cells are referred: pass --calibration LABELLED_DIR to make "
+          "conformal sets for this model.", file=sys.stderr)
+    return None
+
+
+def _count(args):
+    from .count import differential_count
+    from .reports import plot_differential_count
+    from .reports._report import save_figure
+
+    out = _check_out_dir(args.out)
+    files = _expand([args.folder])
+    clf, used = _load_model(args.model, args.device)
+    print(used, file=sys.stderr)
+    sets = _conformal_sets(clf, args.model, args)
+    count = differential_count(clf, files, names=files, confidence=args.confidence,
+                               sets=sets, coverage=args.coverage)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_count(out, count, used)
+    save_figure(plot_differential_count(count), out / "count")
+    for row in count.table:
+        print(f"{row['class']:>13} {row['count']:5d} {row['percent']:6.1f} % "
+              f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")
+    print(f"{count.n_cells} cells; {len(count.referred)} referred to an expert; "
+          f"files in {out}")
+    return 0
+
+
+def _write_count(out, count, used):
+    from ._persist import atomic_path
+
+    with atomic_path(out / "count.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "count", "percent", "ci_low", "ci_high"])
+        for row in count.table:
+            writer.writerow([row["class"], row["count"], f"{row['percent']:.2f}",
+                             f"{row['ci_low']:.2f}", f"{row['ci_high']:.2f}"])
+    with atomic_path(out / "referred.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "predicted", "plausible classes"])
+        for row in count.referred:
+            writer.writerow([row["name"], row["predicted"], " ".join(row["set"])])
+    document = {"model": used, "n_cells": count.n_cells,
+                "confidence": count.confidence, "interval": "Wilson score",
+                "table": count.table, "referral": count.referral,
+                "referred": count.referred}
+    with atomic_path(out / "count.json") as tmp:
+        tmp.write_text(json.dumps(document, indent=2))
 
 
 def _expand(inputs):
@@ -244,9 +342,9 @@ def _predict(args):
     inputs, model = list(args.inputs), args.model
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
         model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
+    files = _expand(inputs)
     clf, used = _load_model(model, args.device, args.tta)
     print(used, file=sys.stderr)
-    files = _expand(inputs)
     proba = clf.predict_proba(files)
     labels = clf.classes_[proba.argmax(axis=1)]
     classes = [str(c) for c in clf.classes_]
@@ -291,8 +389,11 @@ def _reproduce(args):
 
 
 def _demo(args):
-    from ._demo import format_demo_report, run_demo
+    from ._demo import (format_demo_report, format_shipped_report, run_demo,
+                        run_shipped_demo)
 
+    print(format_shipped_report(run_shipped_demo(args.out, device=args.device)))
+    print()
     result = run_demo(args.out, image_size=args.image_size,
                       max_epochs=args.epochs, random_state=args.seed,
                       device=args.device, verbose=0 if args.quiet else 1)
@@ -302,10 +403,13 @@ def _demo(args):
 
 def _add_demo(commands):
     demo = commands.add_parser(
-        "demo", help="train a small model on the bundled PBC sample",
-        description="Train a small VGG-19-BN from scratch on the 160 bundled PBC "
-                    "images (about a minute on 2 CPU cores), print the test "
-                    "accuracy and write a confusion-matrix PNG.")
+        "demo", help="classify the bundled PBC sample, then train a small model on it",
+        description="Classify the 160 bundled PBC images with the model shipped in "
+                    "leukosk (seconds; they were kept out of its training), print "
+                    "its accuracy and confusion matrix; then train a small VGG-19-BN "
+                    "from scratch on 120 of them (about a minute on 2 CPU cores), "
+                    "print its accuracy on the other 40 and write confusion-matrix "
+                    "PNGs.")
     demo.add_argument("--out", default="leukosk-demo",
                       help="output folder (default: %(default)s)")
     demo.add_argument("--epochs", type=_positive_int, default=20,
@@ -351,6 +455,11 @@ def _add_model_commands(commands):
     evaluate.add_argument("--device")
     evaluate.add_argument("--no-cache", action="store_true",
                           help="decode the images afresh; keep no data cache")
+    evaluate.add_argument("--no-trust", action="store_true",
+                          help="skip calibration, conformal sets and top losses")
+    evaluate.add_argument("--calibration-fraction", type=float, default=0.5,
+                          help="share of the images that fit the temperature and the "
+                               "conformal sets (default: %(default)s)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_evaluate)
 
@@ -367,6 +476,39 @@ def _add_model_commands(commands):
     predict.add_argument("--tta", action="store_true")
     predict.add_argument("--device")
     predict.set_defaults(func=_predict)
+
+    explain = commands.add_parser(
+        "explain", help="Grad-CAM: what the model looked at, one overlay per image",
+        description="Write, for each image, the image with the Grad-CAM map of its "
+                    "predicted class (or --target) laid over it.")
+    explain.add_argument("model", metavar="MODEL",
+                         help="a model folder or file, or 'default' (the shipped model)")
+    explain.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    explain.add_argument("--out", required=True, metavar="DIR")
+    explain.add_argument("--target", help="explain this class instead of the prediction")
+    explain.add_argument("--device")
+    explain.set_defaults(func=_explain)
+
+    count = commands.add_parser(
+        "count", help="the differential count of one sample's cells",
+        description="Classify every cell image of FOLDER (one sample), and write the "
+                    "count and percentage of each class with Wilson confidence "
+                    "intervals, the cells referred to an expert, and a bar chart "
+                    "(count.csv, count.json, referred.csv, count.png).")
+    count.add_argument("model", metavar="MODEL_OR_DEFAULT",
+                       help="a model folder or file, or 'default' (the shipped model)")
+    count.add_argument("folder", metavar="FOLDER")
+    count.add_argument("--out", required=True, metavar="DIR")
+    count.add_argument("--confidence", type=float, default=0.95,
+                       help="confidence of the intervals (default: %(default)s)")
+    count.add_argument("--coverage", type=float, default=0.95,
+                       help="confidence of the conformal sets (default: %(default)s)")
+    count.add_argument("--calibration", metavar="LABELLED_DIR",
+                       help="labelled images (class subfolders) to make conformal sets "
+                            "for a model that has none stored")
+    count.add_argument("--device")
+    count.add_argument("--quiet", action="store_true")
+    count.set_defaults(func=_count)
 
     reproduce = commands.add_parser(
         "reproduce", help="the paper's protocol end to end",

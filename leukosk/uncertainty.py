@@ -169,8 +169,11 @@ class ConformalSets:
         score = backend.conformity_score_function_
         if type(score).__name__ != "LACConformityScore":
             raise ValueError("only MAPIE's LAC conformity score is stored as a threshold.")
-        levels = [1 - alpha for alpha in conformal._alphas]
-        return cls(dict(zip(levels, np.ravel(score.quantiles_).tolist())))
+        alphas = np.asarray(conformal._alphas, dtype=float)
+        # what MAPIE's predict_set computes first (its quantiles are lazy)
+        quantiles = score.get_conformity_score_quantiles(
+            backend.conformity_scores_, alphas, "prefit")
+        return cls(dict(zip((1 - alphas).tolist(), np.ravel(quantiles).tolist())))
 
     def predict_set(self, proba, confidence_level=0.95):
         """Boolean array (n, n_classes): the classes in each image's set."""

@@ -61,10 +61,14 @@ def test_reproduce_runs_the_protocol(pbc_folder, tmp_path, capsys):
     report = tmp_path / "repro"
     argv = ["reproduce", str(pbc_folder), "--report", str(report), "--amp",
             "--channels-last"] + TINY
-    assert main(argv) == 0
+    from conftest import amp_warning
+
+    with amp_warning():
+        assert main(argv) == 0
     out = capsys.readouterr().out
     assert "paper protocol: trained on 6, tested on 3 images" in out
-    model = VGG19LeukocyteClassifier.load(report / "model.safetensors")
+    with amp_warning():
+        model = VGG19LeukocyteClassifier.load(report / "model.safetensors")
     assert model.amp and model.channels_last
     batch = model.batch_size
     assert model.lr == pytest.approx(1e-4 * batch / 10)  # scaled with the batch
@@ -83,7 +87,10 @@ def test_bad_arguments_and_data(tmp_path, capsys):
     assert main(["train", str(tmp_path / "absent"), "--out", str(tmp_path)] + TINY) == 1
     err = capsys.readouterr().err
     assert err.startswith("leukosk train: error: no folder at") and err.count("\n") == 1
-    assert main(["predict", "--model", str(tmp_path), "x.jpg"]) == 1
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    assert main(["predict", "--model", str(tmp_path), str(tmp_path / "x.png")]) == 1
     assert "no model.safetensors" in capsys.readouterr().err
 
 

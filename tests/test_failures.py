@@ -181,7 +181,10 @@ def test_ctrl_c_during_train_keeps_the_old_model_and_exits_130(trained, tmp_path
     process = subprocess.Popen(
         [sys.executable, "-m", "leukosk", "train", str(data), "--out", str(model),
          "--checkpoint", str(ckpt), "--quiet"] + _LONG,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        # a shell's background job ignores SIGINT, and so would the child: restore
+        # the default, as in a terminal, so that Python turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (ckpt / "checkpoint.json").exists():
@@ -238,3 +241,39 @@ def test_damaged_checkpoint_on_resume_is_one_line(trained, tmp_path, capsys):
     params.write_bytes(b"")
     assert main(args + ["--resume"] + TINY) == 1
     _one_line_error(capsys, "train", "incomplete or damaged")
+
+
+def test_explain_writes_one_overlay_per_image(trained, tmp_path, capsys):
+    data, out, _ = trained
+    target = tmp_path / "cams"
+    assert main(["explain", str(out), str(data), "--out", str(target)]) == 0
+    written = sorted(target.glob("*_gradcam_*.png"))
+    assert len(written) == 9
+    assert "9 Grad-CAM overlay(s)" in capsys.readouterr().out
+
+
+def test_count_writes_table_intervals_referrals_and_chart(trained, tmp_path, capsys):
+    from conftest import make_images
+    from PIL import Image
+
+    data, out, _ = trained
+    calibration = tmp_path / "calibration"
+    X, y = make_images(n_per_class=8, seed=5)
+    for i, (image, label) in enumerate(zip(X, y)):
+        (calibration / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(calibration / label / f"{i}.png")
+    target = tmp_path / "count"
+    folder = data / "basophil"
+    assert main(["count", str(out), str(folder), "--out", str(target),
+                 "--calibration", str(calibration), "--coverage", "0.9"]) == 0
+    document = json.loads((target / "count.json").read_text())
+    assert document["n_cells"] == 3 and sum(r["count"] for r in document["table"]) == 3
+    for row in document["table"]:
+        assert row["ci_low"] <= row["percent"] <= row["ci_high"]
+    assert document["interval"] == "Wilson score" and "MAPIE" in document["referral"]
+    assert (target / "count.png").is_file() and (target / "referred.csv").is_file()
+    rows = (target / "count.csv").read_text().splitlines()
+    assert rows[0] == "class,count,percent,ci_low,ci_high" and len(rows) == 4
+    assert "3 cells;" in capsys.readouterr().out
+    assert main(["count", str(out), str(tmp_path / "absent"), "--out", str(target)]) == 1
+    _one_line_error(capsys, "count", "no such image or folder")

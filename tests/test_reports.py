@@ -99,3 +99,27 @@ def test_write_report_files(tmp_path):
     assert report["n_images"] == 2912
     assert "training_curves.png" in paths["markdown"].read_text()
     assert not [p for p in (tmp_path / "rep").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_trust_figures_and_report(tmp_path):
+    from conftest import FAST, make_images
+
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.count import differential_count
+    from leukosk.reports import (plot_differential_count, trust_report, write_report)
+
+    X, y = make_images(n_per_class=12, seed=3)
+    clf = VGG19LeukocyteClassifier(**dict(FAST, max_epochs=2)).fit(X[::2], y[::2])
+    summary, figures = trust_report(clf, X[1::2], y[1::2], coverage=(0.8,))
+    assert set(figures) <= {"reliability", "top_losses"} and "reliability" in figures
+    assert 0 <= summary["ece_before"] <= 1 and 0 <= summary["ece_after"] <= 1
+    row = summary["conformal"]["0.8"]
+    assert 0 <= row["referred"] <= 1 and set(row["referred_by_class"]) == set(clf.classes_)
+    paths = write_report(tmp_path, y[1::2], clf.predict(X[1::2]), labels=clf.classes_,
+                         trust=(summary, figures))
+    text = paths["markdown"].read_text()
+    assert "## How far to trust it" in text and "reliability.png" in text
+    assert (tmp_path / "reliability.png").is_file()
+    count = differential_count(clf, X[1::2])
+    fig = plot_differential_count(count)
+    assert len(fig.axes) == 1 and count.n_cells == len(X[1::2])

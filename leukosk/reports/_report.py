@@ -125,7 +125,7 @@ def save_figure(fig, path):
 
 
 def write_report(folder, y_true, y_pred, *, history=None, labels=None,
-                 title="Evaluation report"):
+                 title="Evaluation report", trust=None):
     """Write ``report.json``, ``report.md`` and the figures (PNG and SVG).
 
     Parameters
@@ -137,6 +137,9 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
         Adds ``training_curves.png``/``.svg`` (Fig. 6 style).
     labels : array-like, default=None
     title : str
+    trust : (dict, dict), default=None
+        The output of :func:`trust_report`: its numbers join the JSON under
+        ``"trust"``, its section the Markdown, its figures the folder.
 
     Returns
     -------
@@ -164,12 +167,21 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
     if history is not None:
         paths["training_curves"] = save_figure(plot_training_curves(history),
                                                 folder / "training_curves")
+    figures = [p.name for p in paths.values()]
+    extra = ""
+    if trust is not None:
+        from ._trust import trust_markdown
+
+        summary, trust_figures = trust
+        report["trust"] = summary
+        for name, fig in trust_figures.items():
+            paths[name] = save_figure(fig, folder / name)
+        extra = "\n" + trust_markdown(summary)
     paths["json"] = folder / "report.json"
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     paths["markdown"] = folder / "report.md"
-    figures = [p.name for key, p in paths.items() if key not in ("json", "markdown")]
     with atomic_path(paths["markdown"]) as tmp:
-        tmp.write_text(report_markdown(report, figures=figures, title=title),
+        tmp.write_text(report_markdown(report, figures=figures, title=title) + extra,
                        encoding="utf-8")
     return paths

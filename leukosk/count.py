@@ -1,0 +1,114 @@
+"""The white-cell differential: count and percentage of each class, with intervals.
+
+A lab reports, for one blood sample, how many cells of each type it counted
+and their share; :func:`differential_count` does that for a folder of cell
+images of one sample, with a 95 % confidence interval for each share (Wilson's
+score interval, via :func:`scipy.stats.binomtest`: scipy is already installed
+with scikit-learn, and Wilson's interval behaves well for the small counts and
+the shares near 0 % a differential has, where the normal approximation does
+not), and lists the cells whose conformal prediction set is not a single
+class, for a person to look at.
+"""
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = ["differential_count", "wilson_interval"]
+
+
+def wilson_interval(count, total, confidence=0.95):
+    """Wilson's score interval for the proportion ``count / total``.
+
+    Examples
+    --------
+    >>> from leukosk.count import wilson_interval
+    >>> low, high = wilson_interval(5, 100)
+    >>> round(low, 3), round(high, 3)
+    (0.022, 0.112)
+    """
+    from scipy.stats import binomtest
+
+    if total == 0:
+        return float("nan"), float("nan")
+    interval = binomtest(int(count), int(total)).proportion_ci(
+        confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
+                       coverage=0.95):
+    """Count the cells of one sample by predicted class, with intervals and referrals.
+
+    Parameters
+    ----------
+    clf : fitted classifier with ``predict_proba`` and ``classes_``
+    images : array of shape (n, H, W, 3) or sequence of image paths
+        The cells of one sample.
+    names : sequence of str, default=None
+        A name per cell (file names), used to list the referred cells; by
+        default the paths, or the indices.
+    confidence : float, default=0.95
+        Confidence of the intervals of the shares.
+    sets : None, ConformalSets or MAPIE SplitConformalClassifier, default=None
+        Prediction sets at ``coverage``: cells whose set is not exactly one
+        class are referred. ``None`` refers none (``referred`` is then empty
+        and ``referral`` is ``None``).
+    coverage : float, default=0.95
+        The sets' confidence level.
+
+    Returns
+    -------
+    Bunch
+        ``table``: a list of dicts, one per class (``class``, ``count``,
+        ``percent``, ``ci_low``, ``ci_high`` in percent), in ``classes_`` order;
+        ``n_cells``; ``referred`` (names of the referred cells, with their
+        predicted class and set); ``referral`` (how the sets were made);
+        ``labels`` and ``proba`` per cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from leukosk.count import differential_count
+    >>> model = DummyClassifier(strategy="stratified", random_state=0).fit(
+    ...     np.zeros((4, 1)), ["lymphocyte", "neutrophil", "neutrophil", "neutrophil"])
+    >>> count = differential_count(model, np.zeros((40, 1)))
+    >>> [row["class"] for row in count.table], count.n_cells
+    (['lymphocyte', 'neutrophil'], 40)
+    """
+    from .uncertainty import ConformalSets, referred
+
+    proba = np.asarray(clf.predict_proba(images))
+    classes = np.asarray(clf.classes_)
+    labels = classes[proba.argmax(axis=1)]
+    n = len(labels)
+    if names is None:
+        names = [str(p) for p in images] if not isinstance(images, np.ndarray) \
+            else [str(i) for i in range(n)]
+    table = []
+    for label in classes:
+        k = int(np.sum(labels == label))
+        low, high = wilson_interval(k, n, confidence)
+        table.append({"class": str(label), "count": k, "percent": 100.0 * k / max(n, 1),
+                      "ci_low": 100.0 * low, "ci_high": 100.0 * high})
+    referrals, how = [], None
+    if sets is not None:
+        if isinstance(sets, ConformalSets):
+            in_set = sets.predict_set(proba, coverage)
+            how = f"conformal sets at {coverage:.0%} (stored LAC thresholds)"
+        else:  # a conformalized MAPIE classifier
+            in_set = _mapie_sets(sets, images, coverage)
+            how = f"conformal sets at {coverage:.0%} (MAPIE, LAC)"
+        for i in np.flatnonzero(referred(in_set)):
+            referrals.append({"name": names[i], "predicted": str(labels[i]),
+                              "set": [str(c) for c in classes[in_set[i]]]})
+    return Bunch(table=table, n_cells=n, referred=referrals, referral=how,
+                 labels=labels, proba=proba, confidence=confidence, classes=classes)
+
+
+def _mapie_sets(conformal, images, coverage):
+    levels = [round(1 - alpha, 10) for alpha in conformal._alphas]
+    if round(coverage, 10) not in levels:
+        raise ValueError(f"the conformal classifier has levels {levels}, not {coverage}.")
+    _, sets = conformal.predict_set(images)
+    return sets[:, :, levels.index(round(coverage, 10))]
