@@ -18,6 +18,9 @@ The public API:
 * :mod:`leukosk.model_selection`: the paper's split, duplicate-aware splits.
 * :mod:`leukosk.protocols`: the paper's recipe in one call.
 * :mod:`leukosk.reports`: Fig. 5 / Fig. 6 style figures and metric tables.
+* :mod:`leukosk.uncertainty`, :mod:`leukosk.explain`, :mod:`leukosk.count`:
+  calibration and conformal sets, Grad-CAM, the differential count.
+* :mod:`leukosk.adapt`: AdaBN for another lab's images.
 
 Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
 no files beyond its own and does not import torch, skorch or scikit-learn.
@@ -43,7 +46,8 @@ _LAZY = {
     "NonFiniteLossError": "._training",
     "FitInterruptedWarning": "._training",
 }
-_SUBMODULES = ("callbacks", "datasets", "model_selection", "protocols", "reports")
+_SUBMODULES = ("adapt", "callbacks", "count", "datasets", "explain", "model_selection",
+               "protocols", "reports", "uncertainty")
 
 __all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
            "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",

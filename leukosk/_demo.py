@@ -6,7 +6,64 @@ from pathlib import Path
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.model_selection import train_test_split
 
-__all__ = ["run_demo", "format_demo_report"]
+__all__ = ["run_demo", "format_demo_report", "run_shipped_demo", "format_shipped_report"]
+
+
+def run_shipped_demo(out_dir="leukosk-demo", *, weights="DEFAULT", device="auto"):
+    """Classify the bundled PBC sample with the model shipped in the package.
+
+    The 160 sample images were kept out of that model's training, so this is
+    an honest (if small) test. Takes seconds on a CPU.
+
+    Parameters
+    ----------
+    out_dir : path-like, default="leukosk-demo"
+        Receives ``shipped_confusion_matrix.png`` (and ``.svg``).
+    weights : LeukoskWeights or str, default="DEFAULT"
+    device : str, default="auto"
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``n``, ``confusion_matrix``, ``classes``, ``seconds``,
+        ``model`` (the member's name), ``figure``.
+    """
+    from ._pretrained import LeukoskWeights, load_pretrained, resolve_leukosk_weights
+    from .datasets import load_pbc_sample
+    from .reports import plot_confusion_matrix
+    from .reports._report import save_figure
+
+    start = time.perf_counter()
+    member = LeukoskWeights[resolve_leukosk_weights(weights).name]
+    clf = load_pretrained(member, device=device)
+    X, y = load_pbc_sample(return_paths=True, return_X_y=True)
+    y_pred = clf.predict(X)
+    seconds = time.perf_counter() - start
+    accuracy = accuracy_score(y, y_pred)
+    figure = save_figure(plot_confusion_matrix(
+        y, y_pred, labels=clf.classes_,
+        title=f"{member.name} on the bundled PBC sample, accuracy {accuracy:.1%}"),
+        Path(out_dir) / "shipped_confusion_matrix.png")
+    return {"accuracy": accuracy, "n": len(y), "classes": clf.classes_,
+            "confusion_matrix": confusion_matrix(y, y_pred, labels=clf.classes_),
+            "seconds": seconds, "model": member.name, "figure": figure}
+
+
+def format_shipped_report(result):
+    """The shipped model's demo as text: accuracy and the Fig. 5-style counts."""
+    classes = [str(c) for c in result["classes"]]
+    short = [c[:5] for c in classes]
+    matrix = result["confusion_matrix"].T  # rows predicted, columns true (Fig. 5)
+    lines = [f"Classified the {result['n']} bundled PBC images (unseen in training) with "
+             f"the shipped model {result['model']} in {result['seconds']:.0f} s: accuracy "
+             f"{result['accuracy']:.1%}.",
+             "Confusion matrix (rows: predicted, columns: true class; as the paper's "
+             "Fig. 5):",
+             "              " + " ".join(f"{s:>6}" for s in short)]
+    for name, row in zip(classes, matrix):
+        lines.append(f"{name:>13} " + " ".join(f"{v:6d}" for v in row))
+    lines.append(f"Figure: {result['figure']}")
+    return "\n".join(lines)
 
 
 def run_demo(out_dir="leukosk-demo", *, image_size=32, max_epochs=20,

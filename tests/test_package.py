@@ -23,6 +23,8 @@ def test_version_matches_metadata():
 def test_public_names():
     assert set(leukosk.__all__) == {
         "VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+        "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
+        "RandomJPEG", "Augmentations",
         "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
         "NonFiniteLossError", "FitInterruptedWarning", "__version__"}
     for name in leukosk.__all__:
