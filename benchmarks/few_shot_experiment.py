@@ -1,0 +1,108 @@
+"""k-shot adaptation to another lab's images, from a trained model or from scratch (issue 16).
+
+For each setting: ``n_draws`` random draws of ``k`` labelled images per class
+of the lab's folder (fewer where a class has fewer; one per class is always
+left to test) fine-tune the classifier, which is scored on the lab's other
+images (accuracy and balanced accuracy, mean and sd over the draws); the
+out-of-the-box score of the starting model (no label of the lab) is printed
+first. Every run is appended to ``--log``.
+
+    python benchmarks/few_shot_experiment.py ../shared/data/other_labs/tecom \\
+        --model MODEL.safetensors --k 10 --draws 5
+"""
+
+import argparse
+import itertools
+import json
+import time
+import warnings
+
+from _common import pick_device
+from cpu_recipe_search import labshift_augmentations
+
+from leukosk import VGG19LeukocyteClassifier
+from leukosk._pretrained import resolve_leukosk_weights
+from leukosk.adapt import adapt_batch_norm
+from leukosk.datasets import PBCDataWarning, load_pbc
+from leukosk.model_selection import few_shot_scores, score_present_classes
+from leukosk.protocols import few_shot_classifier
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lab_dir")
+    parser.add_argument("--model", required=True, help="a model file, or 'default'")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[None])
+    parser.add_argument("--lr", type=float, nargs="+", default=[None])
+    parser.add_argument("--train", nargs="+", default=["all"], choices=["all", "head"])
+    parser.add_argument("--crop", type=float, nargs="+", default=[None],
+                        help="override the model's central crop (1.0: the whole image, "
+                             "for labs whose cell fills the frame)")
+    parser.add_argument("--adabn", action="store_true",
+                        help="also score out of the box after AdaBN on the lab's images")
+    parser.add_argument("--labshift", action="store_true",
+                        help="adapt with the lab-shift augmenters too")
+    parser.add_argument("--scratch", action="store_true",
+                        help="also adapt from random weights (same network)")
+    parser.add_argument("--log", default="few_shot_runs.jsonl")
+    args = parser.parse_args(argv)
+    weights = "DEFAULT" if args.model == "default" else args.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PBCDataWarning)
+        lab = load_pbc(args.lab_dir, image_size=None, verbose=False, cache=False)
+    path = resolve_leukosk_weights(weights).path if weights == "DEFAULT" else weights
+    records = []
+    for crop in args.crop:
+        base = VGG19LeukocyteClassifier.load(
+            path, verbose=0, **({} if crop is None else {"module__crop": crop}))
+        out_of_box = score_present_classes(base, lab.images, lab.target)
+        records.append({"setting": "out of the box", "crop": crop,
+                        "accuracy": out_of_box.accuracy,
+                        "balanced_accuracy": out_of_box.balanced_accuracy})
+        print(json.dumps(records[-1]))
+        if args.adabn:  # the lab's images, unlabelled, re-estimate batch norm
+            adapted = score_present_classes(adapt_batch_norm(base, lab.images),
+                                            lab.images, lab.target)
+            records.append({"setting": "out of the box + AdaBN", "crop": crop,
+                            "accuracy": adapted.accuracy,
+                            "balanced_accuracy": adapted.balanced_accuracy})
+            print(json.dumps(records[-1]))
+    starts = [("trained", weights)] + ([("scratch", None)] if args.scratch else [])
+    for start_name, start in starts:
+        for train in args.train:
+            for epochs, lr, crop in itertools.product(args.epochs, args.lr, args.crop):
+                params = {k: v for k, v in (("max_epochs", epochs), ("lr", lr),
+                                            ("module__crop", crop)) if v is not None}
+                if args.labshift:
+                    params["augment"] = labshift_augmentations(
+                        argparse.Namespace(scale=(0.45, 1.1), hue=0.08))
+                clf = few_shot_classifier(start, train=train, random_state=0,
+                                          reference=weights, **params)
+                began = time.perf_counter()
+                scores = few_shot_scores(clf, lab.images, lab.target, k=args.k,
+                                         n_draws=args.draws, random_state=0)
+                seconds = (time.perf_counter() - began) / args.draws
+                record = {"setting": f"{start_name}, train {train}"
+                                     + (", lab-shift augmentation" if args.labshift
+                                        else ""),
+                          "crop": crop,
+                          "k": args.k, "draws": args.draws,
+                          "max_epochs": clf.max_epochs, "lr": clf.lr,
+                          "accuracy_mean": scores.accuracy_mean,
+                          "accuracy_std": scores.accuracy_std,
+                          "balanced_accuracy_mean": scores.balanced_accuracy_mean,
+                          "balanced_accuracy_std": scores.balanced_accuracy_std,
+                          "seconds_per_draw": round(seconds, 1),
+                          "n_train": scores.n_train.tolist()}
+                records.append(record)
+                print(json.dumps(record))
+    with open(args.log, "a") as f:
+        for record in records:
+            f.write(json.dumps(dict(record, model=args.model, lab=args.lab_dir,
+                                    device=pick_device()[1])) + "\n")
+
+
+if __name__ == "__main__":
+    main()
