@@ -224,7 +224,10 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     device : str, default="auto"
     **params
         Classifier parameters overriding the recipe (``max_epochs``, ``lr``,
-        ``classes``...).
+        ``classes``...). Where the lab's cells fill the frame, pass
+        ``module__crop=1.0``: the shipped model keeps the central 60 % of
+        PBC's wide fields, which cuts such cells (on the tecom set, 10-shot
+        accuracy 88 % with the whole image against 63 % with the crop).
 
     Returns
     -------
