@@ -82,9 +82,9 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
     classes = np.asarray(clf.classes_)
     labels = classes[proba.argmax(axis=1)]
     n = len(labels)
-    if names is None:
-        names = [str(p) for p in images] if not isinstance(images, np.ndarray) \
-            else [str(i) for i in range(n)]
+    if names is None:  # the paths, or the indices of an image array
+        pixels = isinstance(images, np.ndarray) and images.dtype.kind not in "USO"
+        names = [str(i) for i in range(n)] if pixels else [str(p) for p in images]
     table = []
     for label in classes:
         k = int(np.sum(labels == label))

@@ -123,3 +123,15 @@ def test_trust_figures_and_report(tmp_path):
     count = differential_count(clf, X[1::2])
     fig = plot_differential_count(count)
     assert len(fig.axes) == 1 and count.n_cells == len(X[1::2])
+    # paths, even as a NumPy array of strings, name the referred cells
+    from PIL import Image
+
+    from leukosk.uncertainty import ConformalSets
+
+    paths = []
+    for i, image in enumerate(X[:2]):
+        paths.append(str(tmp_path / f"cell_{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    strict = ConformalSets({0.95: 0.0})  # no class is plausible enough: refer all
+    count = differential_count(clf, np.array(paths), sets=strict, coverage=0.95)
+    assert [row["name"] for row in count.referred] == paths
