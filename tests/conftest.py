@@ -7,6 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+def pytest_configure(config):
+    """Under pytest-xdist, one torch thread per worker: the workers already
+    share the cores, and torch's own threads on top would oversubscribe them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 #: Device the classifier tests train on: the CPU, or e.g. LEUKOSK_TEST_DEVICE=cuda
 #: to run the same tests on a GPU.
 TEST_DEVICE = os.environ.get("LEUKOSK_TEST_DEVICE", "cpu")
