@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["check_images", "chw_batch", "decode_image", "resize_batch"]
+__all__ = ["check_images", "chw_batch", "decode_image", "image_arrays", "resize_batch"]
 
 _MAX_LISTED = 5
 
@@ -323,6 +323,13 @@ def resize_batch(images, size):
     if tuple(images.shape[-2:]) == (size, size):
         return images
     return TF.resize(images, [size, size], antialias=True)
+
+
+def image_arrays(images):
+    """Checked images as pixel arrays: an (n, H, W, 3) array as it is, paths
+    decoded (a list of arrays, each its own size)."""
+    images = check_images(images)
+    return images if isinstance(images, np.ndarray) else [decode_image(p) for p in images]
 
 
 def chw_batch(chunk):

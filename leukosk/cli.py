@@ -190,13 +190,13 @@ def _load_model(model, device, tta=False):
     """A fitted classifier, and a line naming it: ``model`` is a model folder
     or file, or ``"default"`` (or a shipped model's name) for a shipped one."""
     from ._classifier import VGG19LeukocyteClassifier
-    from ._pretrained import LeukoskWeights, resolve_leukosk_weights
+    from ._pretrained import LeukoskWeights
 
     overrides = {"verbose": 0, "tta": tta}
     if device:
         overrides["device"] = device
     default = model in (None, "default")
-    shipped = resolve_leukosk_weights("DEFAULT" if default else model)
+    shipped = _weights_named(model)
     if isinstance(shipped, LeukoskWeights):
         shipped = LeukoskWeights[shipped.name]  # DEFAULT names its alias target
         clf = VGG19LeukocyteClassifier.load(shipped.verify(), **overrides)
@@ -207,6 +207,14 @@ def _load_model(model, device, tta=False):
                                 "with --model MODEL_DIR")
     path = _model_path(model)
     return VGG19LeukocyteClassifier.load(path, **overrides), f"model: {path}"
+
+
+def _weights_named(model):
+    """The trained weights a MODEL argument names ("default" for the shipped
+    model), or None for a model folder."""
+    from ._pretrained import resolve_leukosk_weights
+
+    return resolve_leukosk_weights("DEFAULT" if model in (None, "default") else model)
 
 
 def _evaluate(args):
@@ -238,7 +246,8 @@ def _evaluate(args):
 
 def _explain(args):
     from .explain import grad_cam
-    from .reports._trust import _pixels, overlay
+    from ._images import image_arrays
+    from .reports._trust import overlay
 
     out = _check_out_dir(args.out)
     files = _expand(args.inputs)
@@ -251,7 +260,7 @@ def _explain(args):
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, image, cam, label in zip(files, _pixels(files), maps, labels):
+    for path, image, cam, label in zip(files, image_arrays(files), maps, labels):
         target = out / f"{Path(path).stem}_gradcam_{label}.png"
         with atomic_path(target) as tmp:
             Image.fromarray(overlay(image, cam)).save(tmp, format="PNG")
@@ -263,13 +272,12 @@ def _explain(args):
 def _conformal_sets(clf, model, args):
     """The sets that refer cells: stored with a shipped model, or MAPIE's on
     ``--calibration DIR``; None (with a note) without either."""
-    from ._pretrained import resolve_leukosk_weights
     from .uncertainty import ConformalSets, conformalize
 
     if args.calibration:
         data = _load_folder(args.calibration, args.quiet)
         return conformalize(clf, data.images, data.target, confidence_level=args.coverage)
-    shipped = resolve_leukosk_weights("DEFAULT" if model in (None, "default") else model)
+    shipped = _weights_named(model)
     if shipped is not None and "conformal" in shipped.meta:
         return ConformalSets(shipped.meta["conformal"]["thresholds"])
     print("note: no cells are referred: pass --calibration LABELLED_DIR to make "

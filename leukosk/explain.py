@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ._images import check_images, chw_batch
+from ._labels import encode
 from ._precision import autocast
 
 __all__ = ["grad_cam"]
@@ -31,12 +32,7 @@ def _class_index(clf, target, n):
     if target is None:
         return None
     labels = np.broadcast_to(np.asarray(target, dtype=object), (n,))
-    known = {c: i for i, c in enumerate(clf.classes_.tolist())}
-    missing = sorted({str(t) for t in labels if t not in known})
-    if missing:
-        raise ValueError(f"target label(s) {missing} are not among classes_ "
-                         f"{clf.classes_.tolist()}.")
-    return torch.tensor([known[t] for t in labels])
+    return torch.from_numpy(encode(labels, clf.classes_, what="target"))
 
 
 def _batch_maps(clf, module, images, index):

@@ -156,6 +156,8 @@ class ConformalSets:
     >>> sets = ConformalSets({0.95: 0.8}).predict_set(np.array([[0.7, 0.25, 0.05]]), 0.95)
     >>> sets.tolist()
     [[True, True, False]]
+    >>> ConformalSets({0.95: 0.8}).threshold(0.95)
+    0.8
     """
 
     def __init__(self, thresholds):
@@ -175,13 +177,17 @@ class ConformalSets:
             backend.conformity_scores_, alphas, "prefit")
         return cls(dict(zip((1 - alphas).tolist(), np.ravel(quantiles).tolist())))
 
-    def predict_set(self, proba, confidence_level=0.95):
-        """Boolean array (n, n_classes): the classes in each image's set."""
+    def threshold(self, confidence_level=0.95):
+        """The stored threshold ``q`` for ``confidence_level``."""
         key = min(self.thresholds, key=lambda level: abs(level - confidence_level))
         if abs(key - confidence_level) > 1e-9:
             raise ValueError(f"no threshold for confidence {confidence_level}; stored: "
                              f"{sorted(self.thresholds)}.")
-        return np.asarray(proba) >= 1 - self.thresholds[key]
+        return self.thresholds[key]
+
+    def predict_set(self, proba, confidence_level=0.95):
+        """Boolean array (n, n_classes): the classes in each image's set."""
+        return np.asarray(proba) >= 1 - self.threshold(confidence_level)
 
 
 def referred(sets):

@@ -78,7 +78,8 @@ def test_maps_follow_the_prediction_and_undo_the_crop(trained, tmp_path):
         Image.fromarray(np.pad(image, ((0, 8), (0, 0), (0, 0)))).save(paths[-1])
     from_files, _ = grad_cam(trained, paths)
     assert from_files.shape == (3, 72, 64)
-    with pytest.raises(ValueError, match="not among classes_"):
+    with pytest.raises(ValueError, match=r"target contain\(s\) label\(s\) "
+                                         r"\['neutrophil'\] that the classifier does not"):
         grad_cam(trained, X[:1], target="neutrophil")
 
 

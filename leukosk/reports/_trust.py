@@ -160,19 +160,13 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
     cams, _ = grad_cam(clf, shown)
     titles = [f"true {r['true']}\npred {r['predicted']} (p_true {r['p_true']:.2f})"
               for r in rows]
-    return plot_grad_cam(_pixels(shown), cams, titles=titles, ncols=ncols), rows
+    from .._images import image_arrays
+
+    return plot_grad_cam(image_arrays(shown), cams, titles=titles, ncols=ncols), rows
 
 
 def _take(X, index):
     return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]
-
-
-def _pixels(images):
-    """Images as arrays (paths are decoded)."""
-    from .._images import check_images, decode_image
-
-    images = check_images(images)
-    return images if isinstance(images, np.ndarray) else [decode_image(p) for p in images]
 
 
 def plot_differential_count(count, *, ax=None, title=None):
@@ -269,7 +263,7 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
         refer = referred(in_set)
         accepted = ~refer
         conformal[f"{level:g}"] = {
-            "threshold": sets.thresholds[min(sets.thresholds, key=lambda v: abs(v - level))],
+            "threshold": sets.threshold(level),
             "coverage": float(in_set[np.arange(len(y_test)), truth].mean()),
             "mean_set_size": float(in_set.sum(1).mean()),
             "referred": float(refer.mean()),
