@@ -63,6 +63,14 @@ def parse(argv=None):
     p.add_argument("--scale", type=float, nargs=2, default=(0.45, 1.1),
                    help="RandomScaleCrop's range with --labshift")
     p.add_argument("--hue", type=float, default=0.08, help="RandomColorJitter's hue")
+    p.add_argument("--saturation", type=float, default=0.3,
+                   help="RandomColorJitter's saturation")
+    p.add_argument("--stain-scale", type=float, default=0.2,
+                   help="RandomStainJitter's scale")
+    p.add_argument("--init", default=None,
+                   help="start from a saved model (weights=) instead of random weights")
+    p.add_argument("--lr", type=float, default=None,
+                   help="the protocol's peak learning rate, if not its own")
     p.add_argument("--standardize", action="store_true",
                    help="per-image colour standardisation (module__standardize)")
     p.add_argument("--other-lab", default=None,
@@ -77,18 +85,13 @@ def parse(argv=None):
 
 
 def labshift_augmentations(args):
-    """The paper's reflection and rotation, then the lab-shift augmenters."""
-    from leukosk import (Augmentations, RandomBlur, RandomColorJitter, RandomJPEG,
-                         RandomScaleCrop, RandomStainJitter)
+    """leukosk.protocols.lab_shift_augmentations, with this run's settings."""
+    from leukosk.protocols import lab_shift_augmentations
 
-    return Augmentations([
-        ("reflect_rotate", RandomReflectRotate()),
-        ("scale", RandomScaleCrop(scale=tuple(args.scale), translate=0.05)),
-        ("colour", RandomColorJitter(brightness=0.2, contrast=0.2, saturation=0.3,
-                                     hue=args.hue)),
-        ("stain", RandomStainJitter(scale=0.2, shift=0.05)),
-        ("blur", RandomBlur(sigma=(0.0, 1.5))),
-        ("jpeg", RandomJPEG(quality=(40, 100)))], random_state=0)
+    return lab_shift_augmentations(random_state=0).set_params(
+        scale__scale=tuple(args.scale), colour__hue=args.hue,
+        colour__saturation=getattr(args, "saturation", 0.3),
+        stain__scale=getattr(args, "stain_scale", 0.2))
 
 
 def make_classifier(args, y_train):
@@ -100,6 +103,10 @@ def make_classifier(args, y_train):
             extra["augment"] = labshift_augmentations(args)
         if args.standardize:
             extra["module__standardize"] = True
+        if args.init:
+            extra["weights"] = args.init
+        if args.lr:
+            extra["lr"] = args.lr
         return PROTOCOLS[args.protocol](random_state=0, verbose=args.verbose,
                                         **extra).estimator
     args.epochs = args.epochs or 20

@@ -44,6 +44,8 @@ def main(argv=None):
                         help="also score out of the box after AdaBN on the lab's images")
     parser.add_argument("--labshift", action="store_true",
                         help="adapt with the lab-shift augmenters too")
+    parser.add_argument("--tta", action="store_true",
+                        help="score the adapted model with test-time augmentation")
     parser.add_argument("--scratch", action="store_true",
                         help="also adapt from random weights (same network)")
     parser.add_argument("--log", default="few_shot_runs.jsonl")
@@ -56,16 +58,18 @@ def main(argv=None):
     records = []
     for crop in args.crop:
         base = VGG19LeukocyteClassifier.load(
-            path, verbose=0, **({} if crop is None else {"module__crop": crop}))
+            path, verbose=0, tta=args.tta, **({} if crop is None else {"module__crop": crop}))
         out_of_box = score_present_classes(base, lab.images, lab.target)
-        records.append({"setting": "out of the box", "crop": crop,
+        records.append({"setting": "out of the box" + (", TTA" if args.tta else ""),
+                        "crop": crop,
                         "accuracy": out_of_box.accuracy,
                         "balanced_accuracy": out_of_box.balanced_accuracy})
         print(json.dumps(records[-1]))
         if args.adabn:  # the lab's images, unlabelled, re-estimate batch norm
             adapted = score_present_classes(adapt_batch_norm(base, lab.images),
                                             lab.images, lab.target)
-            records.append({"setting": "out of the box + AdaBN", "crop": crop,
+            records.append({"setting": "out of the box + AdaBN" + (", TTA" if args.tta else ""),
+                            "crop": crop,
                             "accuracy": adapted.accuracy,
                             "balanced_accuracy": adapted.balanced_accuracy})
             print(json.dumps(records[-1]))
@@ -75,6 +79,8 @@ def main(argv=None):
             for epochs, lr, crop in itertools.product(args.epochs, args.lr, args.crop):
                 params = {k: v for k, v in (("max_epochs", epochs), ("lr", lr),
                                             ("module__crop", crop)) if v is not None}
+                if args.tta:
+                    params["tta"] = True
                 if args.labshift:
                     params["augment"] = labshift_augmentations(
                         argparse.Namespace(scale=(0.45, 1.1), hue=0.08))
@@ -86,7 +92,8 @@ def main(argv=None):
                 seconds = (time.perf_counter() - began) / args.draws
                 record = {"setting": f"{start_name}, train {train}"
                                      + (", lab-shift augmentation" if args.labshift
-                                        else ""),
+                                        else "")
+                                     + (", TTA" if args.tta else ""),
                           "crop": crop,
                           "k": args.k, "draws": args.draws,
                           "max_epochs": clf.max_epochs, "lr": clf.lr,

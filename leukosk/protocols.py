@@ -10,7 +10,8 @@
 
 from dataclasses import dataclass
 
-__all__ = ["Protocol", "jarjees2022", "leukosk2026", "few_shot_classifier", "PROTOCOLS"]
+__all__ = ["Protocol", "jarjees2022", "leukosk2026", "few_shot_classifier",
+           "lab_shift_augmentations", "PROTOCOLS"]
 
 JARJEES2022 = (
     "M. S. Jarjees, S. S. M. Sheet, B. T. Ahmed, \"Leukocytes identification "
@@ -209,7 +210,11 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     "all"``; batch norm then also learns the lab's image statistics) or only
     the fully connected ones (``"head"``) with AdamW, the paper's reflection
     and rotation, small batches and a one-cycle schedule. With ten images per
-    class this takes seconds to a minute on two CPU cores.
+    class this takes seconds to a minute on two CPU cores. Predictions use
+    test-time augmentation (``tta=True``: the mean over the eight
+    reflections and quarter turns), which on the tecom set lifted the 10-shot
+    accuracy of the first shipped model from 88.1 +- 3.0 % to 90.5 +- 1.8 %;
+    pass ``tta=False`` for eight times faster predictions.
 
     Parameters
     ----------
@@ -227,7 +232,8 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
         ``classes``...). Where the lab's cells fill the frame, pass
         ``module__crop=1.0``: the shipped model keeps the central 60 % of
         PBC's wide fields, which cuts such cells (on the tecom set, 10-shot
-        accuracy 88 % with the whole image against 63 % with the crop).
+        accuracy of the first shipped model, without TTA, 88 % with the whole
+        image against 63 % with the crop).
 
     Returns
     -------
@@ -239,8 +245,8 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     --------
     >>> from leukosk.protocols import few_shot_classifier
     >>> clf = few_shot_classifier("DEFAULT", train="head")
-    >>> clf.freeze_features, clf.max_epochs
-    (True, 30)
+    >>> clf.freeze_features, clf.max_epochs, clf.tta
+    (True, 30, True)
     """
     import torch
 
@@ -263,10 +269,56 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
                   head_lr_multiplier=1.0, freeze_features=train == "head",
                   optimizer=torch.optim.AdamW, optimizer__weight_decay=0.01,
                   callbacks=[("one_cycle", OneCycle(max_lr=peak, pct_start=0.2))],
-                  augment=RandomReflectRotate(random_state=random_state),
+                  augment=RandomReflectRotate(random_state=random_state), tta=True,
                   random_state=random_state, device=device, verbose=0)
     recipe.update(params)
     return VGG19LeukocyteClassifier(**recipe)
+
+
+def lab_shift_augmentations(random_state=None):
+    """The paper's reflection and rotation, then the five lab-shift augmenters.
+
+    The chain measured on the tecom set (see "Using leukosk on your lab's
+    images"), to pass as ``augment=`` when training or fine-tuning a model
+    that should see PBC cells as other labs might show them: random
+    reflection and rotation; magnification ``0.45``-``1.1`` (the cell may fill
+    the frame) with a 5 % shift; brightness, contrast (``+-20 %``), saturation
+    (``+-30 %``) and hue (``+-0.08`` turn); haematoxylin-eosin-DAB stain
+    amounts ``+-20 %`` and shifts ``+-0.05``; Gaussian blur up to sigma 1.5 px;
+    JPEG quality 40-100. Each step is reachable by name for ``set_params``
+    (``colour__hue``, ``stain__scale``, ``scale__scale``...).
+
+    Parameters
+    ----------
+    random_state : None or int, default=None
+        Seeds the chain (each step draws from it).
+
+    Returns
+    -------
+    Augmentations
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.protocols import lab_shift_augmentations
+    >>> augment = lab_shift_augmentations(random_state=0).set_params(colour__hue=0.15)
+    >>> [name for name, _ in augment.steps]
+    ['reflect_rotate', 'scale', 'colour', 'stain', 'blur', 'jpeg']
+    >>> augment.augment(np.zeros((2, 16, 16, 3), np.uint8)).shape
+    (2, 16, 16, 3)
+    """
+    from ._augment import RandomReflectRotate
+    from ._labshift import (Augmentations, RandomBlur, RandomColorJitter, RandomJPEG,
+                            RandomScaleCrop, RandomStainJitter)
+
+    return Augmentations([
+        ("reflect_rotate", RandomReflectRotate()),
+        ("scale", RandomScaleCrop(scale=(0.45, 1.1), translate=0.05)),
+        ("colour", RandomColorJitter(brightness=0.2, contrast=0.2, saturation=0.3,
+                                     hue=0.08)),
+        ("stain", RandomStainJitter(scale=0.2, shift=0.05)),
+        ("blur", RandomBlur(sigma=(0.0, 1.5))),
+        ("jpeg", RandomJPEG(quality=(40, 100)))], random_state=random_state)
 
 
 #: The recipes by name.

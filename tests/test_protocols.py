@@ -66,3 +66,27 @@ def test_leukosk2026_is_the_measured_recipe():
     (name, schedule), = params["callbacks"]
     assert isinstance(schedule, OneCycle) and schedule.max_lr == params["lr"] == 2e-3
     assert recipe.split.test_size == 0.2
+
+
+def test_lab_shift_chain_is_the_documented_one_and_trains(tiny, fast):
+    from leukosk import Augmentations, RandomJPEG, RandomScaleCrop
+    from leukosk.protocols import lab_shift_augmentations
+
+    augment = lab_shift_augmentations(random_state=0)
+    assert isinstance(augment, Augmentations)
+    steps = dict(augment.steps)
+    assert isinstance(steps["reflect_rotate"], RandomReflectRotate)
+    assert isinstance(steps["scale"], RandomScaleCrop) and steps["scale"].scale == (0.45, 1.1)
+    assert isinstance(steps["jpeg"], RandomJPEG) and steps["jpeg"].quality == (40, 100)
+    assert augment.set_params(colour__hue=0.15).get_params()["colour__hue"] == 0.15
+    X, y = tiny
+    clf = VGG19LeukocyteClassifier(**fast, augment=augment).fit(X, y)
+    assert clone(clf).get_params()["augment__colour__hue"] == 0.15
+    assert clf.predict(X).shape == (len(X),)
+    # same seed, same augmented batch; the input is left as it was
+    before = X.copy()
+    a = lab_shift_augmentations(random_state=3).augment(X)
+    b = lab_shift_augmentations(random_state=3).augment(X)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(X, before)
+    assert not np.array_equal(a, X)
