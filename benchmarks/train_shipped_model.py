@@ -42,11 +42,26 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--protocol", default="leukosk2026")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--init", default=None,
+                        help="fine-tune this model (a shipped member's name or a file) "
+                             "instead of training from random weights")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate, if not the protocol's")
+    parser.add_argument("--labshift", action="store_true",
+                        help="train with leukosk.protocols.lab_shift_augmentations")
     parser.add_argument("--record", default=None,
                         help="where to write the JSON record (default: beside --out)")
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
     extra = {} if args.epochs is None else {"max_epochs": args.epochs}
+    if args.init:
+        extra["weights"] = args.init
+    if args.lr:
+        extra["lr"] = args.lr
+    if args.labshift:
+        from leukosk.protocols import lab_shift_augmentations
+
+        extra["augment"] = lab_shift_augmentations(random_state=0)
     clf = PROTOCOLS[args.protocol](random_state=0, verbose=args.verbose, **extra).estimator
     settings = clf.network_settings()
     load_size = round(settings["image_size"] / settings["module"].get("crop", 1.0))
@@ -80,7 +95,8 @@ def main(argv=None):
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     record = {
         "file": out.name, "sha256": digest, "size_bytes": out.stat().st_size,
-        "protocol": args.protocol, "max_epochs": clf.max_epochs,
+        "protocol": args.protocol, "max_epochs": clf.max_epochs, "lr": clf.lr,
+        "init": args.init, "labshift": args.labshift,
         "n_train": int(train.sum()), "fit_min": round(fit_min, 1),
         "machine": pick_device()[1], "sample": scores,
         "conformal_thresholds": sets.thresholds,
