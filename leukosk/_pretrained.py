@@ -105,6 +105,45 @@ class ModelFileWeights(TrainedWeights):
         return self.name
 
 
+_SAMPLE = "this model on the 160 bundled images (20 per class)"
+_TECOM = "300 images of another lab (Zheng et al. 2018, Dataset 1)"
+
+
+def _pbc_w25_64px_meta(*, recipe, summary, file_bytes, metrics, fit_minutes, thresholds):
+    """``meta`` of a shipped quarter-width VGG-19-BN at 64 px trained on PBC.
+
+    What every such member shares (classes, input, network, data, machine,
+    licence) is written here once; the arguments are what is its own.
+    """
+    return {
+        "classes": ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
+                    "monocyte", "neutrophil", "platelet"),
+        "image_size": 64,
+        "preprocessing": {"crop": 0.6, "mean": (0.485, 0.456, 0.406),
+                          "std": (0.229, 0.224, 0.225)},
+        "architecture": {"batch_norm": True,
+                         "module": {"width": 0.25, "pool_size": 1, "hidden_units": 256,
+                                    "dropout": 0.0, "crop": 0.6}},
+        "recipe": recipe,
+        "data": {"summary": summary,
+                 "dataset": "PBC (Acevedo et al. 2020), development part",
+                 "n_train": 10082,
+                 "excluded": "the 160 images of the bundled sample (kept unseen) "
+                             "and 12 duplicate copies",
+                 "file_bytes": file_bytes, "dtype": "float16"},
+        "metrics": metrics,
+        "machine": "AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1",
+        "fit_minutes": fit_minutes,
+        "license": ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief "
+                    "30, 2020, doi:10.17632/snkd93bnjr.1); weights distributed with "
+                    "leukosk (BSD-3-Clause)"),
+        "conformal": {
+            "description": "LAC thresholds (MAPIE SplitConformalClassifier) fitted "
+                           "on the 160 bundled images",
+            "thresholds": thresholds},
+    }
+
+
 class LeukoskWeights(TrainedWeights, enum.Enum):
     """Models trained by leukosk and shipped with it.
 
@@ -124,26 +163,13 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
     PBC_VGG19BN_W25_64PX_V1 = ShippedModel(
         filename="pbc_vgg19bn_w25_64px.safetensors",
         sha256="e27f5bd36e2bf5c8dcfc659dfe710fb51e0da0c6ceff0db75a5dc11141a021ba",
-        meta={
-            "classes": ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
-                        "monocyte", "neutrophil", "platelet"),
-            "image_size": 64,
-            "preprocessing": {"crop": 0.6, "mean": (0.485, 0.456, 0.406),
-                              "std": (0.229, 0.224, 0.225)},
-            "architecture": {"batch_norm": True,
-                             "module": {"width": 0.25, "pool_size": 1, "hidden_units": 256,
-                                        "dropout": 0.0, "crop": 0.6}},
-            "recipe": ("leukosk.protocols.leukosk2026(random_state=0): from random "
-                       "weights, 22 epochs, AdamW (weight decay 0.05), batch 64, "
-                       "one-cycle schedule peaking at lr 2e-3, random reflection and "
-                       "rotation; benchmarks/train_shipped_model.py"),
-            "data": {"summary": "10,082 images of the PBC development part",
-                     "dataset": "PBC (Acevedo et al. 2020), development part",
-                     "n_train": 10082,
-                     "excluded": "the 160 images of the bundled sample (kept unseen) "
-                                 "and 12 duplicate copies",
-                     "file_bytes": 3090160, "dtype": "float16"},
-            "metrics": {
+        meta=_pbc_w25_64px_meta(
+            recipe=("leukosk.protocols.leukosk2026(random_state=0): from random "
+                    "weights, 22 epochs, AdamW (weight decay 0.05), batch 64, "
+                    "one-cycle schedule peaking at lr 2e-3, random reflection and "
+                    "rotation; benchmarks/train_shipped_model.py"),
+            summary="10,082 images of the PBC development part", file_bytes=3090160,
+            metrics={
                 "split_80_20": {
                     "description": "the same recipe trained on 8,203 images and tested "
                                    "on 2,051 others of a duplicate-aware stratified 80/20 "
@@ -152,52 +178,32 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                     "accuracy_tta": 0.9527, "macro_f1_tta": 0.9444,
                     "fit_minutes": 25.2},
                 "bundled_sample": {
-                    "description": "this model on the 160 bundled images (20 per class)",
+                    "description": _SAMPLE,
                     "accuracy": 0.94375,
                     "accuracy_tta": 0.9375,
-                    "recall": {"basophil": 1.0, "eosinophil": 1.0, "erythroblast": 0.95, "ig": 0.85, "lymphocyte": 0.95, "monocyte": 0.8, "neutrophil": 1.0, "platelet": 1.0}},
+                    "recall": {"basophil": 1.0, "eosinophil": 1.0, "erythroblast": 0.95,
+                               "ig": 0.85, "lymphocyte": 0.95, "monocyte": 0.8,
+                               "neutrophil": 1.0, "platelet": 1.0}},
                 "tecom_out_of_the_box": {
-                    "description": "300 images of another lab (Zheng et al. 2018, "
-                                   "Dataset 1), scored on the 5 classes they contain",
+                    "description": _TECOM + ", scored on the 5 classes they contain",
                     "accuracy": 0.143, "balanced_accuracy": 0.367},
             },
-            "machine": "AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1",
-            "fit_minutes": 39.0,
-            "license": ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief "
-                        "30, 2020, doi:10.17632/snkd93bnjr.1); weights distributed with "
-                        "leukosk (BSD-3-Clause)"),
-            "conformal": {
-                "description": "LAC thresholds (MAPIE SplitConformalClassifier) fitted "
-                               "on the 160 bundled images",
-                "thresholds": {0.9: 0.05075675774383115,
-                               0.95: 0.6730037958414548}},
-        })
+            fit_minutes=39.0,
+            thresholds={0.9: 0.05075675774383115, 0.95: 0.6730037958414548}))
     PBC_VGG19BN_W25_64PX_V2 = ShippedModel(
         filename="pbc_vgg19bn_w25_64px_v2.safetensors",
         sha256="4b4dd05b898017a7a054efcceac8e720b8e8b3b12f2812938af1a3c5c36d24fe",
-        meta={
-            "classes": ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte",
-                        "monocyte", "neutrophil", "platelet"),
-            "image_size": 64,
-            "preprocessing": {"crop": 0.6, "mean": (0.485, 0.456, 0.406),
-                              "std": (0.229, 0.224, 0.225)},
-            "architecture": {"batch_norm": True,
-                             "module": {"width": 0.25, "pool_size": 1, "hidden_units": 256,
-                                        "dropout": 0.0, "crop": 0.6}},
-            "recipe": ("PBC_VGG19BN_W25_64PX_V1 fine-tuned with lab-shift augmentation: "
-                       "leukosk.protocols.leukosk2026(weights='PBC_VGG19BN_W25_64PX_V1', "
-                       "max_epochs=6, lr=1e-3, augment=leukosk.protocols."
-                       "lab_shift_augmentations(random_state=0), random_state=0): "
-                       "6 epochs, AdamW (weight decay 0.05), batch 64, one-cycle "
-                       "schedule peaking at lr 1e-3; benchmarks/train_shipped_model.py "
-                       "--init PBC_VGG19BN_W25_64PX_V1 --labshift --lr 1e-3 --epochs 6"),
-            "data": {"summary": "10,082 images of the PBC development part (as V1)",
-                     "dataset": "PBC (Acevedo et al. 2020), development part",
-                     "n_train": 10082,
-                     "excluded": "the 160 images of the bundled sample (kept unseen) "
-                                 "and 12 duplicate copies",
-                     "file_bytes": 2829536, "dtype": "float16"},
-            "metrics": {
+        meta=_pbc_w25_64px_meta(
+            recipe=("PBC_VGG19BN_W25_64PX_V1 fine-tuned with lab-shift augmentation: "
+                    "leukosk.protocols.leukosk2026(weights='PBC_VGG19BN_W25_64PX_V1', "
+                    "max_epochs=6, lr=1e-3, augment=leukosk.protocols."
+                    "lab_shift_augmentations(random_state=0), random_state=0): "
+                    "6 epochs, AdamW (weight decay 0.05), batch 64, one-cycle "
+                    "schedule peaking at lr 1e-3; benchmarks/train_shipped_model.py "
+                    "--init PBC_VGG19BN_W25_64PX_V1 --labshift --lr 1e-3 --epochs 6"),
+            summary="10,082 images of the PBC development part (as V1)",
+            file_bytes=2829536,
+            metrics={
                 "split_80_20": {
                     "description": "the same two steps (leukosk2026, then this "
                                    "fine-tune) trained on 8,203 images and tested on "
@@ -207,14 +213,16 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                     "accuracy_tta": 0.9469, "macro_f1_tta": 0.9429,
                     "fine_tune_minutes": 13.9},
                 "bundled_sample": {
-                    "description": "this model on the 160 bundled images (20 per class)",
+                    "description": _SAMPLE,
                     "accuracy": 0.91875,
                     "accuracy_tta": 0.95,
-                    "recall": {"basophil": 0.95, "eosinophil": 1.0, "erythroblast": 0.95, "ig": 0.85, "lymphocyte": 0.9, "monocyte": 0.8, "neutrophil": 0.9, "platelet": 1.0}},
+                    "recall": {"basophil": 0.95, "eosinophil": 1.0, "erythroblast": 0.95,
+                               "ig": 0.85, "lymphocyte": 0.9, "monocyte": 0.8,
+                               "neutrophil": 0.9, "platelet": 1.0}},
                 "tecom_out_of_the_box": {
-                    "description": "300 images of another lab (Zheng et al. 2018, "
-                                   "Dataset 1), scored on the 5 classes they contain; "
-                                   "crop 0.6 as shipped, and with module__crop=1.0",
+                    "description": _TECOM + ", scored on the 5 classes they contain; "
+                                            "crop 0.6 as shipped, and with "
+                                            "module__crop=1.0",
                     "accuracy": 0.24, "balanced_accuracy": 0.5837,
                     "accuracy_crop_1": 0.6067,
                     "balanced_accuracy_crop_1": 0.7676},
@@ -224,17 +232,8 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                                    "TTA on the other 260 (mean, sd)",
                     "accuracy": 0.91, "accuracy_sd": 0.0155},
             },
-            "machine": "AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1",
-            "fit_minutes": 10.8,
-            "license": ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief "
-                        "30, 2020, doi:10.17632/snkd93bnjr.1); weights distributed with "
-                        "leukosk (BSD-3-Clause)"),
-            "conformal": {
-                "description": "LAC thresholds (MAPIE SplitConformalClassifier) fitted "
-                               "on the 160 bundled images",
-                "thresholds": {0.9: 0.410447398214447,
-                               0.95: 0.6896179215267669}},
-        })
+            fit_minutes=10.8,
+            thresholds={0.9: 0.410447398214447, 0.95: 0.6896179215267669}))
     DEFAULT = PBC_VGG19BN_W25_64PX_V2
 
     @property
