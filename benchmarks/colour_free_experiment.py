@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import pick_device
-from cpu_recipe_search import load_folder
+from _common import load_folder, pick_device
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk import RandomColorJitter, VGG19LeukocyteClassifier
@@ -57,15 +56,17 @@ def main(argv=None):
                         help="train on this many images only (a smoke test)")
     parser.add_argument("--log", default="colour_free_runs.jsonl")
     args = parser.parse_args(argv)
-    data = load_folder(args.data_dir, 107)  # the recipe's decode size: 64 px / crop 0.6
-    train, test = stratified_group_split(data.target, groups=data.groups, test_size=0.2,
-                                         random_state=0)
-    if args.limit:
-        train = np.random.default_rng(0).permutation(train)[: args.limit]
     augment = lab_shift_augmentations(random_state=0)
     augment.steps.insert(3, ("colour_free", SometimesColourFree(p=args.p)))
     clf = leukosk2026(weights=args.init, max_epochs=args.epochs, lr=args.lr,
                       augment=augment, random_state=0, verbose=1).estimator
+    settings = clf.network_settings()  # decode so that the crop leaves image_size px
+    data = load_folder(args.data_dir,
+                       round(settings["image_size"] / settings["module"].get("crop", 1.0)))
+    train, test = stratified_group_split(data.target, groups=data.groups, test_size=0.2,
+                                         random_state=0)
+    if args.limit:
+        train = np.random.default_rng(0).permutation(train)[: args.limit]
     start = time.perf_counter()
     clf.fit(data.images[train], data.target[train])
     record = {"name": f"colour-free p={args.p}, {args.epochs} epochs", "init": args.init,

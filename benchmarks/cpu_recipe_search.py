@@ -90,8 +90,7 @@ def labshift_augmentations(args):
 
     return lab_shift_augmentations(random_state=0).set_params(
         scale__scale=tuple(args.scale), colour__hue=args.hue,
-        colour__saturation=getattr(args, "saturation", 0.3),
-        stain__scale=getattr(args, "stain_scale", 0.2))
+        colour__saturation=args.saturation, stain__scale=args.stain_scale)
 
 
 def make_classifier(args, y_train):

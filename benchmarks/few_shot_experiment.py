@@ -18,14 +18,13 @@ import time
 import warnings
 
 from _common import pick_device
-from cpu_recipe_search import labshift_augmentations
 
 from leukosk import VGG19LeukocyteClassifier
 from leukosk._pretrained import resolve_leukosk_weights
 from leukosk.adapt import adapt_batch_norm
 from leukosk.datasets import PBCDataWarning, load_pbc
 from leukosk.model_selection import few_shot_scores, score_present_classes
-from leukosk.protocols import few_shot_classifier
+from leukosk.protocols import few_shot_classifier, lab_shift_augmentations
 
 
 def main(argv=None):
@@ -82,8 +81,7 @@ def main(argv=None):
                 if args.tta:
                     params["tta"] = True
                 if args.labshift:
-                    params["augment"] = labshift_augmentations(
-                        argparse.Namespace(scale=(0.45, 1.1), hue=0.08))
+                    params["augment"] = lab_shift_augmentations(random_state=0)
                 clf = few_shot_classifier(start, train=train, random_state=0,
                                           reference=weights, **params)
                 began = time.perf_counter()
