@@ -34,7 +34,7 @@ from ._runtime import (DevicePlacement, resolve_device, seeded,
                        warn_other_versions)
 from ._training import (FitInterruptedWarning, check_finite_loss,
                         check_sample_weight, interruption_message, weighted_loss)
-from ._vgg import LeukocyteVGG
+from ._vgg import LeukocyteVGG, decode_size
 from ._weights import implied_settings
 
 __all__ = ["VGG19LeukocyteClassifier"]
@@ -210,8 +210,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
     decode_size_ : int
         Image files are decoded and resized to this side before the network
         crops (``module__crop``) and resizes to ``image_size_``: ``image_size_
-        / crop``, so that cropping loses no resolution. Load image arrays at
-        this size too (e.g. ``load_pbc(..., image_size=clf.decode_size_)``).
+        / crop``, so that cropping loses no resolution (twice ``image_size_``
+        with ``module__view="cell"``). Load image arrays at this size too
+        (e.g. ``load_pbc(..., image_size=clf.decode_size_)``).
     augmentation_ : TrainingAugmentation or None
         The augmenter the last fit trained with and its random generator.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -385,7 +386,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         self.amp_dtype_ = amp_dtype(self.amp, self.device_)
         settings = self.network_settings()
         self.image_size_ = settings["image_size"]
-        self.decode_size_ = round(self.image_size_ / settings["module"].get("crop", 1.0))
+        self.decode_size_ = decode_size(self.image_size_, settings["module"])
         return super().initialize()
 
     def network_settings(self):
@@ -691,6 +692,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         self.check_is_fitted()
         network = dict(self.network_settings(),
                        preprocessing=self._plain_module().preprocess.describe())
+
         save_model_file(path, self._plain_module().state_dict(),
                         self.get_params(deep=False), self.classes_,
                         self.history_.to_list(), __version__, network=network,

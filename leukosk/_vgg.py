@@ -13,10 +13,11 @@ from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
 from ._augment import dihedral_views
+from ._cellview import background_white, crop_boxes, locate_cells
 from ._images import resize_batch
 from ._weights import load_state_dict, normalization, resolve_weights
 
-__all__ = ["LeukocyteVGG", "HEAD_PREFIX"]
+__all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size"]
 
 #: Parameter-name prefix of the replaced last layer inside ``LeukocyteVGG``.
 HEAD_PREFIX = "backbone.classifier.6."
@@ -33,14 +34,33 @@ def center_crop(images, fraction):
     return images[..., top:top + h, left:left + w]
 
 
+#: The views of the image the network can be given (``module__view``).
+VIEWS = ("centre", "cell")
+
+
+def decode_size(image_size, module_params):
+    """The side images are decoded to so that the view loses no resolution:
+    ``image_size / crop`` for the central crop; twice ``image_size`` for the
+    cell view, whose square may be a third of the image."""
+    if module_params.get("view", "centre") == "cell":
+        return 2 * image_size
+    return round(image_size / module_params.get("crop", 1.0))
+
+
 class Preprocess(nn.Module):
     """uint8 or [0, 1] float CHW batch -> cropped, resized, normalised float batch."""
 
-    def __init__(self, image_size, mean, std, crop=1.0, standardize=False):
+    def __init__(self, image_size, mean, std, crop=1.0, standardize=False,
+                 view="centre", cell_scale=1.8, white_balance=False):
         super().__init__()
+        if view not in VIEWS:
+            raise ValueError(f"module__view={view!r}: use one of {VIEWS}.")
         self.image_size = image_size
         self.crop = crop
         self.standardize = standardize
+        self.view = view
+        self.cell_scale = cell_scale
+        self.white_balance = white_balance
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1),
@@ -50,12 +70,29 @@ class Preprocess(nn.Module):
         """The preprocessing as plain data (stored with saved models)."""
         return {"crop": self.crop, "mean": self.mean.flatten().tolist(),
                 "std": self.std.flatten().tolist(), "image_size": self.image_size,
-                "standardize": self.standardize}
+                "standardize": self.standardize, "view": self.view,
+                "cell_scale": self.cell_scale, "white_balance": self.white_balance}
+
+    def boxes(self, x):
+        """The region of each image the network sees: ``(x0, y0, x1, y1)``
+        fractions of its width and height, (n, 4)."""
+        if self.view == "cell":
+            return locate_cells(x, scale=self.cell_scale, fallback=self.crop)[0]
+        low, high = (1 - self.crop) / 2, (1 + self.crop) / 2
+        return torch.tensor([[low, low, high, high]]).expand(len(x), 4)
+
+    def _view(self, x):
+        if self.view == "cell":
+            crops = crop_boxes(x.float(), self.boxes(x), self.image_size)
+            return crops.div_(255.0) if x.dtype == torch.uint8 else crops
+        x = resize_batch(center_crop(x, self.crop), self.image_size)
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
     def forward(self, x):
-        x = resize_batch(center_crop(x, self.crop), self.image_size)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
+        white = background_white(x) if self.white_balance else None
+        x = self._view(x)
+        if white is not None:  # the background becomes (1, 1, 1)
+            x = (x / white).clamp_(max=1.0)
         if self.standardize:  # each image's own colour statistics
             mean = x.mean(dim=(2, 3), keepdim=True)
             return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
@@ -165,6 +202,20 @@ class LeukocyteVGG(nn.Module):
         deviation (after cropping) instead of the dataset's: removes a lab's
         overall colour cast and brightness, at the cost of the absolute
         colour (see "Using leukosk on your lab's images").
+    view : {"centre", "cell"}, default="centre"
+        ``"centre"`` keeps the central ``crop`` of every image. ``"cell"``
+        finds the white cell (its stained nucleus) in each image and keeps a
+        square around it sized by the nucleus
+        (:func:`leukosk._cellview.locate_cells`), so that wide fields and
+        tight crops of other labs give the network the same view; images
+        without a nucleus (platelets) fall back to the central ``crop``.
+    cell_scale : float, default=1.8
+        With ``view="cell"``: the square's side in nucleus extents.
+    white_balance : bool, default=False
+        Divide each image by its background colour (the 90th percentile of
+        each channel, :func:`leukosk._cellview.background_white`) before
+        the dataset normalisation: a lab's lamp, camera and background tint
+        go, the stain's colours stay.
     classes : list of str, default=None
         Names of the outputs. With weights of a trained leukosk model whose
         classes include every one of them, the new last layer starts from
@@ -188,7 +239,8 @@ class LeukocyteVGG(nn.Module):
     def __init__(self, n_classes, weights=None, batch_norm=False, image_size=224,
                  freeze_features=False, dropout=0.5, hidden_units=4096,
                  progress=False, channels_last=False, width=1.0, pool_size=7,
-                 crop=1.0, standardize=False, classes=None):
+                 crop=1.0, standardize=False, classes=None, view="centre",
+                 cell_scale=1.8, white_balance=False):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         state = load_state_dict(resolved, progress=progress)
@@ -200,7 +252,8 @@ class LeukocyteVGG(nn.Module):
             backbone.features.requires_grad_(False)
         self.freeze_features = freeze_features
         self.preprocess = Preprocess(image_size, *normalization(resolved), crop=crop,
-                                     standardize=standardize)
+                                     standardize=standardize, view=view,
+                                     cell_scale=cell_scale, white_balance=white_balance)
         self.backbone = backbone
         self.memory_format = (torch.channels_last if channels_last
                               else torch.contiguous_format)

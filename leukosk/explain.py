@@ -7,7 +7,8 @@ part: the regions that raised that class. Here it is a few dozen lines of
 forward hooks on :class:`~leukosk._vgg.LeukocyteVGG` (a library such as captum
 would add a dependency for the same arithmetic), batched, on the CPU or CUDA,
 with or without ``amp``; maps come back in the frame of the input images
-(the model's ``crop`` is undone: outside the cropped region the map is 0).
+(the model's view is undone: outside the region it saw, central crop or
+square around the cell, the map is 0).
 """
 
 import numpy as np
@@ -59,13 +60,18 @@ def _batch_maps(clf, module, images, index):
     return (maps / peak.clamp_min(1e-12)).detach(), index
 
 
-def _to_frame(cam, height, width, crop):
-    """A (1, 1, h, w) map back into the (height, width) frame of the input."""
-    h, w = max(1, round(height * crop)), max(1, round(width * crop))
-    top, left = (height - h) // 2, (width - w) // 2
+def _to_frame(cam, height, width, box):
+    """A (1, 1, h, w) map back into the (height, width) frame of the input,
+    where the network saw the region ``box`` (fractions x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box.tolist()
+    left, top = round(x0 * width), round(y0 * height)
+    w, h = max(1, round(x1 * width) - left), max(1, round(y1 * height) - top)
     inside = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)
     frame = torch.zeros(height, width)
-    frame[top:top + h, left:left + w] = inside[0, 0].cpu().clamp(0, 1)
+    rows = slice(max(top, 0), min(top + h, height))
+    cols = slice(max(left, 0), min(left + w, width))
+    frame[rows, cols] = inside[0, 0, rows.start - top:rows.stop - top,
+                               cols.start - left:cols.stop - left].cpu().clamp(0, 1)
     return frame.numpy()
 
 
@@ -117,12 +123,14 @@ def grad_cam(clf, X, target=None, *, batch_size=32):
                 for image, i in zip(images, range(len(images))):
                     cams, used = _batch_maps(clf, module, image[None],
                                              None if sub is None else sub[i:i + 1])
-                    maps.append(_to_frame(cams, *image.shape[-2:], module.preprocess.crop))
+                    box = module.preprocess.boxes(image[None])[0]
+                    maps.append(_to_frame(cams, *image.shape[-2:], box))
                     explained.append(int(used[0]))
                 continue
             cams, used = _batch_maps(clf, module, images, sub)
-            maps.extend(_to_frame(c[None], *images.shape[-2:], module.preprocess.crop)
-                        for c in cams)
+            boxes = module.preprocess.boxes(images)
+            maps.extend(_to_frame(c[None], *images.shape[-2:], box)
+                        for c, box in zip(cams, boxes))
             explained.extend(used.tolist())
     finally:
         module.train(was_training)
