@@ -21,6 +21,8 @@ The public API:
 * :mod:`leukosk.uncertainty`, :mod:`leukosk.explain`, :mod:`leukosk.count`:
   calibration and conformal sets, Grad-CAM, the differential count.
 * :mod:`leukosk.adapt`: AdaBN for another lab's images.
+* :mod:`leukosk.domain`: whether images look like the training lab's (the
+  lab-shift score and warning).
 
 Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
 no files beyond its own and does not import torch, skorch or scikit-learn.
@@ -46,8 +48,8 @@ _LAZY = {
     "NonFiniteLossError": "._training",
     "FitInterruptedWarning": "._training",
 }
-_SUBMODULES = ("adapt", "callbacks", "count", "datasets", "explain", "model_selection",
-               "protocols", "reports", "uncertainty")
+_SUBMODULES = ("adapt", "callbacks", "count", "datasets", "domain", "explain",
+               "model_selection", "protocols", "reports", "uncertainty")
 
 __all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
            "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",

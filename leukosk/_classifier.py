@@ -28,7 +28,7 @@ from ._labels import (check_same_classes, check_targets, class_weights, encode,
                       learn_classes)
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ._persist import read_model_file, save_model_file
+from ._persist import read_model_file, read_network, save_model_file
 from ._precision import amp_dtype, autocast
 from ._runtime import (DevicePlacement, resolve_device, seeded,
                        warn_other_versions)
@@ -213,6 +213,12 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         / crop``, so that cropping loses no resolution (twice ``image_size_``
         with ``module__view="cell"``). Load image arrays at this size too
         (e.g. ``load_pbc(..., image_size=clf.decode_size_)``).
+    lab_shift_threshold_ : float
+        Only where set (shipped models carry one; set it from
+        :func:`leukosk.domain.calibrate_lab_shift` for your own model): the
+        lab-shift score above which :func:`leukosk.domain.check_lab_shift`
+        and ``leukosk predict``/``count`` warn that images do not look like
+        the training lab's. Saved and loaded with the model.
     augmentation_ : TrainingAugmentation or None
         The augmenter the last fit trained with and its random generator.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -692,7 +698,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         self.check_is_fitted()
         network = dict(self.network_settings(),
                        preprocessing=self._plain_module().preprocess.describe())
-
+        if getattr(self, "lab_shift_threshold_", None) is not None:
+            network["lab_shift_threshold"] = float(self.lab_shift_threshold_)
         save_model_file(path, self._plain_module().state_dict(),
                         self.get_params(deep=False), self.classes_,
                         self.history_.to_list(), __version__, network=network,
@@ -733,4 +740,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
                              f"describe ({str(exc).splitlines()[0]}); save the model "
                              "again.") from exc
         model.history_ = History(history)
+        threshold = (read_network(path)[1] or {}).get("lab_shift_threshold")
+        if threshold is not None:
+            model.lab_shift_threshold_ = float(threshold)
         return model

@@ -348,4 +348,7 @@ def load_pretrained(weights="DEFAULT", **params):
         raise ValueError(f"weights={weights!r}: not a shipped model; use one of "
                          f"{list(LeukoskWeights.__members__)}.")
     params.setdefault("verbose", 0)
-    return VGG19LeukocyteClassifier.load(member.verify(), **params)
+    clf = VGG19LeukocyteClassifier.load(member.verify(), **params)
+    if "lab_shift" in member.meta:
+        clf.lab_shift_threshold_ = member.meta["lab_shift"]["threshold"]
+    return clf

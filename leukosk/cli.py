@@ -190,7 +190,7 @@ def _load_model(model, device, tta=False):
     """A fitted classifier, and a line naming it: ``model`` is a model folder
     or file, or ``"default"`` (or a shipped model's name) for a shipped one."""
     from ._classifier import VGG19LeukocyteClassifier
-    from ._pretrained import LeukoskWeights
+    from ._pretrained import LeukoskWeights, load_pretrained
 
     overrides = {"verbose": 0, "tta": tta}
     if device:
@@ -199,7 +199,7 @@ def _load_model(model, device, tta=False):
     shipped = _weights_named(model)
     if isinstance(shipped, LeukoskWeights):
         shipped = LeukoskWeights[shipped.name]  # DEFAULT names its alias target
-        clf = VGG19LeukocyteClassifier.load(shipped.verify(), **overrides)
+        clf = load_pretrained(shipped, **overrides)
         return clf, (f"model: {shipped.name}, shipped with leukosk (trained on "
                      f"{shipped.meta['data']['summary']}; see the model card)")
     if default:
@@ -287,6 +287,7 @@ def _conformal_sets(clf, model, args):
 
 def _count(args):
     from .count import differential_count
+    from .domain import watch_lab_shift
     from .reports import plot_differential_count
     from .reports._report import save_figure
 
@@ -295,10 +296,11 @@ def _count(args):
     clf, used = _load_model(args.model, args.device)
     print(used, file=sys.stderr)
     sets = _conformal_sets(clf, args.model, args)
-    count = differential_count(clf, files, names=files, confidence=args.confidence,
-                               sets=sets, coverage=args.coverage)
+    with watch_lab_shift(clf, len(files), where=_where([args.folder])) as shift:
+        count = differential_count(clf, files, names=files, confidence=args.confidence,
+                                   sets=sets, coverage=args.coverage)
     out.mkdir(parents=True, exist_ok=True)
-    _write_count(out, count, used)
+    _write_count(out, count, used, shift)
     save_figure(plot_differential_count(count), out / "count")
     for row in count.table:
         print(f"{row['class']:>13} {row['count']:5d} {row['percent']:6.1f} % "
@@ -308,7 +310,7 @@ def _count(args):
     return 0
 
 
-def _write_count(out, count, used):
+def _write_count(out, count, used, shift):
     from ._persist import atomic_path
 
     with atomic_path(out / "count.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -325,9 +327,17 @@ def _write_count(out, count, used):
     document = {"model": used, "n_cells": count.n_cells,
                 "confidence": count.confidence, "interval": "Wilson score",
                 "table": count.table, "referral": count.referral,
-                "referred": count.referred}
+                "referred": count.referred,
+                "lab_shift": {"score": shift.score, "threshold": shift.threshold,
+                              "shifted": shift.shifted}}
     with atomic_path(out / "count.json") as tmp:
         tmp.write_text(json.dumps(document, indent=2))
+
+
+def _where(inputs):
+    """How a warning names the images of ``inputs``."""
+    return (f"the images in {inputs[0]}" if len(inputs) == 1 and Path(inputs[0]).is_dir()
+            else "these images")
 
 
 def _expand(inputs):
@@ -351,9 +361,12 @@ def _predict(args):
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
         model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
     files = _expand(inputs)
+    from .domain import watch_lab_shift
+
     clf, used = _load_model(model, args.device, args.tta)
     print(used, file=sys.stderr)
-    proba = clf.predict_proba(files)
+    with watch_lab_shift(clf, len(files), where=_where(inputs)):
+        proba = clf.predict_proba(files)
     labels = clf.classes_[proba.argmax(axis=1)]
     classes = [str(c) for c in clf.classes_]
     out = open(args.output, "w", newline="") if args.output else sys.stdout

@@ -1,0 +1,333 @@
+"""Does a folder of images look like the lab a model was trained in?
+
+A model trained in one lab (one stain, camera and magnification) is measured
+there; on another lab's images its accuracy is unknown, and it can be wrong
+with high confidence. Batch norm records, in every layer, the mean and
+variance of each channel over the training images. :class:`LabShiftMonitor`
+compares them with the same statistics over a folder's images, gathered while
+the model predicts (no second pass): the mean over layers and channels of the
+divergence between the two Gaussians (the symmetric part of their KL
+divergence is not needed; the KL of the folder's from the training's is). A
+folder from the training lab scores near the training images' level; another
+lab's stain or magnification moves every layer.
+
+The score's scale is the model's own, so each model carries a threshold,
+calibrated on folders of held-out images of its training lab
+(:func:`calibrate_lab_shift`): the shipped models store theirs in their
+``meta["lab_shift"]``.
+"""
+
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.utils import Bunch, check_random_state
+from torch import nn
+
+__all__ = ["LabShiftWarning", "LabShiftMonitor", "lab_shift_score",
+           "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift", "MIN_IMAGES"]
+
+#: Fewest images for a verdict: fewer give too noisy a score.
+MIN_IMAGES = 20
+
+
+class LabShiftWarning(UserWarning):
+    """The images do not look like those the model was trained on."""
+
+
+def _norms(module):
+    return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)
+            and m.running_mean is not None]
+
+
+class LabShiftMonitor:
+    """Gather batch-norm input statistics while a classifier predicts.
+
+    Use as a context manager around ``predict``/``predict_proba`` of a fitted
+    :class:`~leukosk.VGG19LeukocyteClassifier` with batch norm; afterwards
+    :attr:`score` compares the images seen with the training statistics.
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+
+    Attributes
+    ----------
+    score : float
+        Mean over batch-norm layers and channels of the KL divergence of the
+        training statistics' Gaussian from the images' (0 where equal).
+    n_images : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk.domain import LabShiftMonitor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    >>> clf = VGG19LeukocyteClassifier(weights=None, batch_norm=True, image_size=32,
+    ...     max_epochs=1, verbose=0, module__width=0.25, module__hidden_units=16,
+    ...     device="cpu").fit(X, [0, 1] * 4)
+    >>> with LabShiftMonitor(clf) as same:
+    ...     _ = clf.predict(X)
+    >>> with LabShiftMonitor(clf) as other:
+    ...     _ = clf.predict((X // 4).astype(np.uint8))
+    >>> bool(other.score > same.score), same.n_images
+    (True, 8)
+    """
+
+    def __init__(self, clf, *, per_image=False):
+        clf.check_is_fitted()
+        self.norms = _norms(clf._plain_module())
+        if not self.norms:
+            raise ValueError("the network has no batch norm (batch_norm=False): a lab "
+                             "shift cannot be scored from its statistics.")
+        self.per_image = per_image
+        self._sums = [[] for _ in self.norms]
+        self._handles = []
+
+    def _hook(self, index):
+        def record(norm, inputs, output):
+            x = inputs[0].detach().float()
+            sums = torch.stack([x.sum(dim=(2, 3)), (x * x).sum(dim=(2, 3))], dim=1)
+            sums = sums.double().cpu() / (x.shape[2] * x.shape[3])
+            self._sums[index].append(sums if self.per_image else sums.sum(0, keepdim=True))
+            if not self.per_image:  # keep one running total
+                self._sums[index] = [torch.cat(self._sums[index]).sum(0, keepdim=True)]
+            if index == 0:
+                self._counts.append(len(x))
+        return record
+
+    def __enter__(self):
+        self._counts = []
+        self._handles = [norm.register_forward_hook(self._hook(i))
+                         for i, norm in enumerate(self.norms)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        return False
+
+    @property
+    def n_images(self):
+        """Images seen (views, under test-time augmentation)."""
+        return int(sum(getattr(self, "_counts", [])))
+
+    def _stacked(self, layer):
+        return torch.cat(self._sums[layer])
+
+    def subset_score(self, index=None):
+        """The score of the images ``index`` only (``per_image=True``)."""
+        if self.n_images == 0:
+            return float("nan")
+        layers = []
+        for layer, norm in enumerate(self.norms):
+            sums = self._stacked(layer)
+            if index is not None:
+                sums = sums[torch.as_tensor(np.asarray(index))]
+            n = self.n_images if index is None or not self.per_image else len(index)
+            mean, square = sums.sum(0) / n
+            var = (square - mean ** 2).clamp_min(1e-8)
+            ref_mean = norm.running_mean.double().cpu()
+            ref_var = norm.running_var.double().cpu().clamp_min(1e-8)
+            kl = 0.5 * ((var + (mean - ref_mean) ** 2) / ref_var - 1
+                        + torch.log(ref_var / var))
+            layers.append(float(kl.mean()))
+        return float(np.mean(layers))
+
+    @property
+    def score(self):
+        """The divergence of all images seen from the training statistics
+        (NaN if none were seen)."""
+        return self.subset_score()
+
+
+def lab_shift_score(clf, X):
+    """How far the images ``X`` are from the model's training statistics.
+
+    Runs the model over ``X`` once (see :class:`LabShiftMonitor`). Compare the
+    score with the model's threshold (:func:`check_lab_shift`).
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier (with batch norm)
+    X : images (n, H, W, 3) or paths
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from leukosk import load_pretrained
+    >>> from leukosk.datasets import load_pbc
+    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.domain import lab_shift_score
+    >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
+    >>> clf = load_pretrained(device="cpu")
+    >>> lab_shift_score(clf, sample.images[:40]) < clf.lab_shift_threshold_
+    True
+    """
+    with LabShiftMonitor(clf) as monitor:
+        clf.predict_proba(X)
+    return monitor.score
+
+
+def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
+                        margin=1.5, random_state=0):
+    """A threshold from random folders of held-out images of the training lab.
+
+    Each image is run once; folder scores come from sums over random subsets
+    of ``n_images`` images. The threshold is ``margin`` times the
+    ``quantile`` of those scores, so that folders of the training lab stay
+    below it (about ``1 - quantile`` of them above before the margin).
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier (with batch norm)
+    X : held-out images of the training lab (never trained on)
+    n_images, n_folders : int, default=100, 200
+    quantile : float, default=0.99
+    margin : float, default=1.5
+    random_state : int, RandomState or None, default=0
+
+    Returns
+    -------
+    Bunch
+        ``threshold``, ``scores`` (the folders'), ``n_images``, ``quantile``,
+        ``margin``.
+
+    Examples
+    --------
+    >>> from leukosk import load_pretrained
+    >>> from leukosk.datasets import load_pbc
+    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.domain import calibrate_lab_shift
+    >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
+    >>> result = calibrate_lab_shift(load_pretrained(device="cpu"), sample.images,
+    ...                              n_images=40, n_folders=20)
+    >>> result.scores.shape, bool(result.threshold > result.scores.max())
+    ((20,), True)
+    """
+    if n_images > len(X):
+        raise ValueError(f"n_images={n_images} but only {len(X)} held-out images.")
+    tta = clf.tta
+    clf.set_params(tta=False)  # one view per image, so that rows are images
+    try:
+        with LabShiftMonitor(clf, per_image=True) as monitor:
+            clf.predict_proba(X)
+    finally:
+        clf.set_params(tta=tta)
+    rng = check_random_state(random_state)
+    scores = np.array([monitor.subset_score(rng.choice(len(X), n_images, replace=False))
+                       for _ in range(n_folders)])
+    threshold = margin * float(np.quantile(scores, quantile))
+    return Bunch(threshold=threshold, scores=scores, n_images=n_images,
+                 quantile=quantile, margin=margin)
+
+
+def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
+                    where="these images"):
+    """Warn (:class:`LabShiftWarning`) when images do not look like the training lab.
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+    X : images or paths, optional
+        Scored with :func:`lab_shift_score` unless ``score`` is given.
+    score : float, optional
+        A score already gathered (e.g. by a :class:`LabShiftMonitor` around
+        the predictions).
+    n_images : int, optional
+        How many images ``score`` was gathered on (default ``len(X)``).
+    threshold : float, optional
+        Default: the model's ``lab_shift_threshold_`` (shipped models carry
+        one); without either, nothing is checked.
+    where : str
+        Names the images in the warning (a folder, say).
+
+    Returns
+    -------
+    Bunch
+        ``score``, ``threshold``, ``shifted`` (True, False, or None where no
+        verdict is possible: no threshold, or fewer than ``MIN_IMAGES``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from leukosk import load_pretrained
+    >>> from leukosk.datasets import load_pbc
+    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.domain import check_lab_shift
+    >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
+    >>> check_lab_shift(load_pretrained(device="cpu"), sample.images[:40]).shifted
+    False
+    """
+    threshold = threshold if threshold is not None else getattr(
+        clf, "lab_shift_threshold_", None)
+    if n_images is None:
+        n_images = None if X is None else len(X)
+    if score is None and X is not None and threshold is not None:
+        score = lab_shift_score(clf, X)
+    shifted = None
+    if threshold is not None and score is not None and (n_images or 0) >= MIN_IMAGES:
+        shifted = bool(score > threshold)
+    if shifted:
+        warnings.warn(
+            f"{where} do not look like the images this model was trained on (lab-shift "
+            f"score {score:.3g} > {threshold:.3g}: another stain, camera or "
+            "magnification). Its accuracy here is unmeasured and its probabilities "
+            "and referrals may be confidently wrong. Check a few cells by eye, and "
+            "adapt the model with about ten labelled cells per class "
+            "(leukosk.protocols.few_shot_classifier; see 'Using leukosk on your "
+            "lab's images').", LabShiftWarning, stacklevel=2)
+    return Bunch(score=score, threshold=threshold, shifted=shifted)
+
+
+@contextmanager
+def watch_lab_shift(clf, n_images, *, where="these images"):
+    """Check for a lab shift while predicting, in the same pass.
+
+    Wrap the calls that predict ``n_images`` images; on leaving, the scores
+    gathered are checked (:func:`check_lab_shift`), which warns once. Models
+    without batch norm or without a threshold are not checked.
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+    n_images : int
+        How many images the wrapped calls predict.
+    where : str
+        Names the images in the warning.
+
+    Yields
+    ------
+    Bunch
+        Filled on leaving: ``score``, ``threshold``, ``shifted``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from leukosk import load_pretrained
+    >>> from leukosk.datasets import load_pbc
+    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.domain import watch_lab_shift
+    >>> clf = load_pretrained(device="cpu")
+    >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
+    >>> with watch_lab_shift(clf, 40, where="the sample") as verdict:
+    ...     labels = clf.predict(sample.images[:40])
+    >>> verdict.shifted
+    False
+    """
+    verdict = Bunch(score=None, threshold=getattr(clf, "lab_shift_threshold_", None),
+                    shifted=None)
+    if verdict.threshold is None or not _norms(clf._plain_module()):
+        yield verdict
+        return
+    with LabShiftMonitor(clf) as monitor:
+        yield verdict
+    verdict.update(check_lab_shift(clf, score=monitor.score, n_images=n_images,
+                                   where=where))

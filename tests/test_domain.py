@@ -1,0 +1,120 @@
+"""Lab-shift score and warning: folders unlike the training lab are flagged."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from conftest import FAST, make_images
+from PIL import Image
+
+from leukosk import VGG19LeukocyteClassifier
+from leukosk.adapt import adapt_batch_norm
+from leukosk.domain import (MIN_IMAGES, LabShiftMonitor, LabShiftWarning,
+                            calibrate_lab_shift, check_lab_shift, lab_shift_score,
+                            watch_lab_shift)
+
+
+def other_lab(X):
+    """The same cells under a yellow lamp, darker and less contrasted."""
+    shifted = X.astype(float) * [1.0, 0.95, 0.55] * 0.8 + 30
+    return np.clip(shifted, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = make_images(n_per_class=20, size=32, seed=0)
+    clf = VGG19LeukocyteClassifier(**dict(FAST, batch_norm=True, max_epochs=2)).fit(X, y)
+    # two epochs leave the running statistics half-way from their start:
+    # estimate them exactly on the training images, as a long fit would
+    adapt_batch_norm(clf, X)
+    held_out, _ = make_images(n_per_class=20, size=32, seed=1)
+    return clf, held_out
+
+
+def test_score_is_low_on_the_training_lab_and_high_on_another(fitted):
+    clf, held_out = fitted
+    same, other = lab_shift_score(clf, held_out), lab_shift_score(clf, other_lab(held_out))
+    assert 0 <= same < other / 3
+
+
+def test_monitor_gathers_while_predicting_without_changing_predictions(fitted):
+    clf, held_out = fitted
+    plain = clf.predict_proba(held_out)
+    with LabShiftMonitor(clf) as monitor:
+        watched = clf.predict_proba(held_out)
+    np.testing.assert_array_equal(plain, watched)
+    assert monitor.n_images == len(held_out)
+    assert monitor.score == pytest.approx(lab_shift_score(clf, held_out))
+    with LabShiftMonitor(clf) as idle:
+        pass
+    assert np.isnan(idle.score)
+
+
+def test_calibration_threshold_separates_and_warns_once(fitted):
+    clf, held_out = fitted
+    calibration = calibrate_lab_shift(clf, held_out, n_images=MIN_IMAGES, n_folders=30)
+    assert calibration.threshold > calibration.scores.max()
+    clf.lab_shift_threshold_ = calibration.threshold
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert check_lab_shift(clf, held_out[::3]).shifted is False  # 20, all classes
+        with pytest.warns(LabShiftWarning, match="unmeasured") as record:
+            verdict = check_lab_shift(clf, other_lab(held_out), where="folder x")
+        assert verdict.shifted and len(record) == 1 and "folder x" in str(record[0].message)
+        # too few images for a verdict: no claim either way
+        assert check_lab_shift(clf, other_lab(held_out[::4])).shifted is None  # 15
+        with pytest.warns(LabShiftWarning), watch_lab_shift(clf, len(held_out)) as seen:
+            clf.predict(other_lab(held_out))
+        assert seen.shifted and seen.score > seen.threshold
+    finally:
+        del clf.lab_shift_threshold_
+
+
+def test_no_threshold_no_verdict_and_no_batch_norm_is_an_error(fitted, tiny):
+    clf, held_out = fitted
+    assert check_lab_shift(clf, other_lab(held_out)).shifted is None
+    with watch_lab_shift(clf, len(held_out)) as seen:
+        clf.predict(held_out)
+    assert seen.shifted is None
+    X, y = tiny
+    plain = VGG19LeukocyteClassifier(**dict(FAST, batch_norm=False)).fit(X, y)
+    with pytest.raises(ValueError, match="no batch norm"):
+        lab_shift_score(plain, X)
+
+
+def test_threshold_is_saved_with_the_model(fitted, tmp_path):
+    clf, _ = fitted
+    clf.lab_shift_threshold_ = 0.123
+    try:
+        path = clf.save(tmp_path / "m.safetensors")
+    finally:
+        del clf.lab_shift_threshold_
+    assert VGG19LeukocyteClassifier.load(path).lab_shift_threshold_ == 0.123
+    assert not hasattr(VGG19LeukocyteClassifier.load(clf.save(tmp_path / "n.safetensors")),
+                       "lab_shift_threshold_")
+
+
+def test_cli_predict_warns_once_on_another_labs_folder(fitted, tmp_path):
+    clf, held_out = fitted
+    clf.lab_shift_threshold_ = calibrate_lab_shift(clf, held_out, n_images=MIN_IMAGES,
+                                                   n_folders=30).threshold
+    try:
+        model = clf.save(tmp_path / "model.safetensors")
+    finally:
+        del clf.lab_shift_threshold_
+    for name, images in (("same", held_out), ("other", other_lab(held_out))):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(folder / f"cell{i:02d}.png")
+    runs = {name: subprocess.run(
+        [sys.executable, "-m", "leukosk", "predict", str(tmp_path / name),
+         "--model", str(model), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300) for name in ("same", "other")}
+    assert all(run.returncode == 0 for run in runs.values()), runs
+    assert "do not look like" not in runs["same"].stderr
+    assert runs["other"].stderr.count("do not look like") == 1
+    assert len(runs["other"].stdout.splitlines()) == len(held_out) + 1
