@@ -1,0 +1,184 @@
+"""Measure a trained V3 candidate and write the shipped file and its record (issue 20).
+
+Takes the model ``v3_recipe.py --save`` wrote (trained on the 80 % side of the
+duplicate-aware stratified 80/20 split, ``random_state=0``, without the
+bundled sample's images) and, on the images it never saw:
+
+* the 20 % side (accuracy, macro-F1, per-class recall; with and without TTA);
+* splits that side in two halves, stratified: the first calibrates the LAC
+  conformal thresholds (MAPIE) and the lab-shift threshold
+  (:func:`leukosk.domain.calibrate_lab_shift`, folders of 100), the second
+  measures them: the coverage of the sets, and how often random 100-image
+  folders of unseen PBC images are flagged as another lab;
+* the bundled sample (160 images);
+* each ``--lab`` folder: accuracy on its classes with no label and no setting,
+  its lab-shift score and how often random folders of 100 (or all, where
+  fewer) of its images are flagged, and ten-shot adaptation
+  (``few_shot_classifier`` from this model, 5 draws);
+* prediction throughput from JPEG files on this machine, against the shipped
+  ``--baseline`` model in the same run.
+
+The model is then saved in float16 with its lab-shift threshold; its SHA-256
+and everything above go to ``--record`` (JSON).
+
+    python benchmarks/ship_v3.py ../shared/data/PBC_dataset_normal_DIB \\
+        --model v3.safetensors --lab ../shared/data/other_labs/tecom \\
+        --out leukosk/pretrained/pbc_vgg19bn_w375_64px_cell_v3.safetensors \\
+        --record docs/results/v3_record.json
+"""
+
+import argparse
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import pick_device
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.model_selection import train_test_split
+
+from leukosk import VGG19LeukocyteClassifier, load_pretrained
+from leukosk.datasets import PBCDataWarning, load_pbc
+from leukosk.datasets._sample import sample_folder
+from leukosk.domain import LabShiftMonitor, calibrate_lab_shift
+from leukosk.model_selection import (few_shot_scores, score_present_classes,
+                                     stratified_group_split)
+from leukosk.protocols import few_shot_classifier
+from leukosk.uncertainty import ConformalSets, conformalize
+
+
+def accuracy_record(clf, images, target):
+    out = {}
+    for tta in (False, True):
+        pred = clf.set_params(tta=tta).predict(images)
+        out["tta" if tta else "plain"] = {
+            "accuracy": round(accuracy_score(target, pred), 4),
+            "macro_f1": round(f1_score(target, pred, average="macro"), 4),
+            "recall": dict(zip(clf.classes_.tolist(), np.round(recall_score(
+                target, pred, average=None, labels=clf.classes_), 3).tolist()))}
+    clf.set_params(tta=False)
+    return out
+
+
+def flagged(clf, images, threshold, n_images=100, n_folders=200, seed=0):
+    """Share of random folders of ``n_images`` (all, if fewer) scored above threshold."""
+    with LabShiftMonitor(clf, per_image=True) as monitor:
+        clf.predict_proba(images)
+    rng = np.random.default_rng(seed)
+    n = min(n_images, len(images))
+    scores = np.array([monitor.subset_score(rng.choice(len(images), n, replace=False))
+                       for _ in range(n_folders if n < len(images) else 1)])
+    return {"n_images_per_folder": n, "n_folders": len(scores),
+            "flagged": round(float(np.mean(scores > threshold)), 4),
+            "score_median": round(float(np.median(scores)), 4),
+            "score_whole_folder": round(monitor.score, 4)}
+
+
+def throughput(clf, files, repeats=3):
+    clf.predict_proba(files[:64])  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        clf.predict_proba(files)
+        times.append(time.perf_counter() - start)
+    return len(files) / float(np.median(times))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_dir")
+    p.add_argument("--model", required=True)
+    p.add_argument("--lab", action="append", default=[])
+    p.add_argument("--out", required=True)
+    p.add_argument("--record", required=True)
+    p.add_argument("--baseline", default="PBC_VGG19BN_W25_64PX_V2")
+    p.add_argument("--draws", type=int, default=5)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    clf = VGG19LeukocyteClassifier.load(args.model, device="cpu", verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PBCDataWarning)
+        data = load_pbc(args.data_dir, image_size=clf.decode_size_, drop_duplicates=True,
+                        verbose=False)
+        sample = load_pbc(sample_folder(), image_size=None, cache=False, verbose=False)
+        labs = {Path(lab).name: load_pbc(lab, image_size=None, cache=False, verbose=False)
+                for lab in args.lab}
+    _, test = stratified_group_split(data.target, groups=data.groups, test_size=0.2,
+                                     random_state=0)
+    calibration, evaluation = train_test_split(test, test_size=0.5, random_state=0,
+                                               stratify=data.target[test])
+    X, y = data.images, data.target
+    record = {"model": Path(args.model).name, "device": pick_device("cpu")[1],
+              "split": "duplicate-aware stratified 80/20 split of the PBC development "
+                       "part (random_state=0); the 20 % side was never trained on",
+              "n_test": len(test), "n_calibration": len(calibration),
+              "n_evaluation": len(evaluation),
+              "pbc_test": accuracy_record(clf, X[test], y[test]),
+              "bundled_sample": accuracy_record(clf, sample.images, sample.target)}
+    print(json.dumps(record["pbc_test"]))
+    conformal = ConformalSets.from_mapie(conformalize(
+        clf, X[calibration], y[calibration], confidence_level=[0.9, 0.95]))
+    proba = clf.predict_proba(X[evaluation])
+    record["conformal"] = {"thresholds": conformal.thresholds, "coverage_evaluation": {
+        str(level): round(float(np.mean([label in clf.classes_[row].tolist() for label, row
+                                         in zip(y[evaluation], conformal.predict_set(
+                                             proba, level))])), 4)
+        for level in (0.9, 0.95)}}
+    shift = calibrate_lab_shift(clf, X[calibration], n_images=100, n_folders=200)
+    record["lab_shift"] = {
+        "threshold": round(shift.threshold, 5),
+        "calibration": {"quantile": shift.quantile, "margin": shift.margin,
+                        "score_max": round(float(shift.scores.max()), 5)},
+        "pbc_evaluation_half": flagged(clf, X[evaluation], shift.threshold),
+        "bundled_sample": flagged(clf, sample.images, shift.threshold)}
+    print(json.dumps(record["lab_shift"]))
+    v3_path = Path(args.model)
+    for name, lab in labs.items():
+        result = {}
+        for tta in (False, True):
+            scored = score_present_classes(clf.set_params(tta=tta), lab.images, lab.target)
+            result["tta" if tta else "plain"] = {
+                "accuracy": round(scored.accuracy, 4),
+                "balanced_accuracy": round(scored.balanced_accuracy, 4)}
+        clf.set_params(tta=False)
+        result["lab_shift"] = flagged(clf, lab.images, shift.threshold)
+        start = time.perf_counter()
+        shots = few_shot_scores(few_shot_classifier(str(v3_path), random_state=0),
+                                lab.images, lab.target, k=10, n_draws=args.draws,
+                                random_state=0)
+        result["ten_shot_tta"] = {
+            "accuracy_mean": round(shots.accuracy_mean, 4),
+            "accuracy_std": round(shots.accuracy_std, 4),
+            "balanced_accuracy_mean": round(shots.balanced_accuracy_mean, 4),
+            "seconds_per_draw": round((time.perf_counter() - start) / args.draws, 1)}
+        record[f"lab:{name}"] = result
+        print(name, json.dumps(result))
+    files = [str(f) for f in sorted(sample_folder().glob("*/*.jpg"))] * 3
+    baseline = load_pretrained(args.baseline, device="cpu")
+    ours, theirs = throughput(clf, files), throughput(baseline, files)
+    record["throughput"] = {"images": len(files), "what": "predict_proba on JPEG files "
+                            "(decoding included), no TTA, median of 3",
+                            "images_per_s": round(ours, 1),
+                            "baseline": args.baseline,
+                            "baseline_images_per_s": round(theirs, 1),
+                            "ratio": round(ours / theirs, 3)}
+    clf.lab_shift_threshold_ = shift.threshold
+    out = Path(args.out)
+    clf.save(out, dtype=torch.float16)
+    shipped = VGG19LeukocyteClassifier.load(out, device="cpu", verbose=0)
+    record["file"] = {"name": out.name, "bytes": out.stat().st_size,
+                      "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+                      "float16_test_accuracy": round(accuracy_score(
+                          y[test], shipped.predict(X[test])), 4)}
+    record["history"] = {"epochs": len(clf.history_),
+                         "fit_minutes": round(sum(clf.history_[:, "dur"]) / 60, 1),
+                         "final_train_loss": round(float(clf.history_[-1, "train_loss"]), 4)}
+    Path(args.record).write_text(json.dumps(record, indent=2, default=str))
+    print(json.dumps(record, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
