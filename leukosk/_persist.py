@@ -10,6 +10,7 @@ format is refused with a message saying so.
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -35,7 +36,10 @@ def atomic_path(path):
 
     The temporary file is in the same folder (same filesystem), so the final
     :func:`os.replace` is atomic: readers see the old file or the new one,
-    never a half-written one, and a crash leaves the old file intact.
+    never a half-written one, and a crash leaves the old file intact. The
+    temporary name holds the writer's process id: temporary files of killed
+    writers are removed by the next write. The file gets the permissions
+    ``open()`` would give it (``0o666`` less the umask).
 
     Examples
     --------
@@ -48,10 +52,16 @@ def atomic_path(path):
     ...     target.read_text()
     'done'
     """
+    from ._output import _umask, dead_writer
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if dead_writer(old.name, f".{path.name}."):  # left by a killed writer
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
                                suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -203,11 +213,12 @@ def _check_integrity(path, state, metadata):
             f"{str(path)!r} is a safetensors file but not a leukosk model "
             f"(format {metadata.get('format')!r}, expected {FORMAT!r}); if it was "
             "made by a newer leukosk, upgrade leukosk.")
-    if "sha256" in metadata and _digest(state, metadata) != metadata["sha256"]:
+    expected = metadata.get("sha256")  # every saved file has one: none is a change
+    if not isinstance(expected, str) or _digest(state, metadata) != expected:
         raise ValueError(
-            f"{str(path)!r} was altered after it was saved: its checksum does not "
-            "match (class names, settings or weights changed). Use the original "
-            "file, or save the model again.")
+            f"{str(path)!r} was altered after it was saved: its checksum is "
+            f"{'missing' if expected is None else 'wrong'} (class names, settings or "
+            "weights changed). Use the original file, or save the model again.")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ValueError(
