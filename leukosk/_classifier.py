@@ -28,7 +28,7 @@ from ._labels import (check_same_classes, check_targets, class_weights, encode,
                       learn_classes)
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ._persist import read_model_file, save_model_file
+from ._persist import check_network, read_model_file, save_model_file
 from ._precision import amp_dtype, autocast
 from ._runtime import (DevicePlacement, resolve_device, seeded,
                        warn_other_versions)
@@ -721,8 +721,14 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         """
         state, config, classes, history = read_model_file(path)
         config.update(params)
-        model = cls(**config)
+        try:
+            model = cls(**config)
+            validate_classifier_params(model)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{str(path)!r} holds settings leukosk refuses: "
+                             f"{str(exc).splitlines()[0]}") from exc
         model.classes_inferred_ = classes
+        check_network(path, model.network_settings(), len(classes), state)
         model._initialize_restoring()
         try:
             model._plain_module().load_state_dict(state)

@@ -47,6 +47,17 @@ def _learning_rate(value):
     return number
 
 
+def _level(value):
+    """A confidence level from the command line: a number in (0, 1)."""
+    from .count import check_level
+
+    try:
+        return check_level(value, "level")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1 (exclusive), got {value}") from None
+
+
 class Interrupted(Exception):
     """Training was interrupted; the message says what was kept."""
 
@@ -372,7 +383,7 @@ def _write_count(out, count, used):
     _write_csv(out / "referred.csv", ["file", "predicted", "plausible classes"],
                ([row["name"], row["predicted"], " ".join(row["set"])]
                 for row in count.referred))
-    document = {"model": used, "n_cells": count.n_cells,
+    document = {"model": _text(used), "n_cells": count.n_cells,
                 "confidence": count.confidence, "interval": "Wilson score",
                 "table": count.table, "referral": count.referral,
                 "referred": [dict(row, name=_text(row["name"])) for row in count.referred]}
@@ -572,7 +583,7 @@ def _add_model_commands(commands):
                           help="decode the images afresh; keep no data cache")
     evaluate.add_argument("--no-trust", action="store_true",
                           help="skip calibration, conformal sets and top losses")
-    evaluate.add_argument("--calibration-fraction", type=float, default=0.5,
+    evaluate.add_argument("--calibration-fraction", type=_level, default=0.5,
                           help="share of the images that fit the temperature and the "
                                "conformal sets (default: %(default)s)")
     evaluate.add_argument("--quiet", action="store_true")
@@ -614,9 +625,9 @@ def _add_model_commands(commands):
                        help="a model folder or file, or 'default' (the shipped model)")
     count.add_argument("folder", metavar="FOLDER")
     count.add_argument("--out", required=True, metavar="DIR")
-    count.add_argument("--confidence", type=float, default=0.95,
+    count.add_argument("--confidence", type=_level, default=0.95,
                        help="confidence of the intervals (default: %(default)s)")
-    count.add_argument("--coverage", type=float, default=0.95,
+    count.add_argument("--coverage", type=_level, default=0.95,
                        help="confidence of the conformal sets (default: %(default)s)")
     count.add_argument("--calibration", metavar="LABELLED_DIR",
                        help="labelled images (class subfolders) to make conformal sets "
@@ -683,7 +694,9 @@ def main(argv=None):
     original_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # restored below
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is handled below
+        return status
     except Interrupted as exc:
         print(f"leukosk {args.command}: interrupted: {exc}", file=sys.stderr)
         return 130
