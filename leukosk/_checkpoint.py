@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Checkpoint
 
+from ._output import dead_writer
 from ._persist import atomic_path, jsonable
 
 __all__ = ["AtomicCheckpoint", "load_checkpoint", "latest_checkpoint"]
@@ -61,15 +62,7 @@ def _remove_stale(folder, keep):
 
 
 def _dead_writer(path):
-    if not path.name.startswith(_TMP_PREFIX):
-        return False
-    try:
-        os.kill(int(path.name[len(_TMP_PREFIX):].split("-")[0]), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, OSError):
-        return False
-    return False
+    return dead_writer(path.name, _TMP_PREFIX)
 
 
 def _write_files(net, folder):

@@ -9,6 +9,7 @@ groups (``_optim.py``), divergence and interruption (``_training.py``),
 checkpoints (``_checkpoint.py``), files (``_persist.py``).
 """
 
+import math
 import os
 import warnings
 
@@ -28,7 +29,7 @@ from ._labels import (check_same_classes, check_targets, class_weights, encode,
                       learn_classes)
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ._persist import read_model_file, read_network, save_model_file
+from ._persist import check_network, read_model_file, read_network, save_model_file
 from ._precision import amp_dtype, autocast
 from ._runtime import (DevicePlacement, resolve_device, seeded,
                        warn_other_versions)
@@ -730,8 +731,14 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         """
         state, config, classes, history = read_model_file(path)
         config.update(params)
-        model = cls(**config)
+        try:
+            model = cls(**config)
+            validate_classifier_params(model)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{str(path)!r} holds settings leukosk refuses: "
+                             f"{str(exc).splitlines()[0]}") from exc
         model.classes_inferred_ = classes
+        check_network(path, model.network_settings(), len(classes), state)
         model._initialize_restoring()
         try:
             model._plain_module().load_state_dict(state)
@@ -742,5 +749,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         model.history_ = History(history)
         threshold = (read_network(path)[1] or {}).get("lab_shift_threshold")
         if threshold is not None:
+            if not isinstance(threshold, (int, float)) or not 0 <= threshold < math.inf:
+                raise ValueError(f"{str(path)!r} holds lab_shift_threshold={threshold!r}; "
+                                 "a finite, non-negative number is expected. The file is "
+                                 "damaged or crafted: use the original.")
             model.lab_shift_threshold_ = float(threshold)
         return model

@@ -127,6 +127,43 @@ def _decoding_errors():
             ValueError, SyntaxError)
 
 
+def image_problem(path):
+    """Why the file ``path`` cannot be used as an image, or None if it can.
+
+    Checks without blocking (a FIFO is never opened) and decodes the image
+    fully (a header check misses truncated files).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from leukosk._images import image_problem
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     empty = pathlib.Path(d, "cell.jpg")
+    ...     _ = empty.write_bytes(b"")
+    ...     image_problem(empty), image_problem(pathlib.Path(d, "gone.jpg"))
+    ('empty file', 'unreadable: No such file or directory')
+    """
+    import stat
+
+    from PIL import Image
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return ("broken link" if os.path.islink(path)
+                else f"unreadable: {exc.strerror or exc}")
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty file"
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except _decoding_errors() as exc:
+        return image_error(exc)
+    return None
+
+
 def image_error(exc):
     """A short reason for a file that failed to decode (for data reports).
 

@@ -21,6 +21,10 @@ def check_targets(y, n_samples):
 def learn_classes(y, classes=None):
     """The sorted labels of ``y`` (or ``classes``), at least two of them."""
     classes = np.unique(y) if classes is None else np.asarray(classes)
+    repeated = sorted({str(c) for c in classes.tolist() if classes.tolist().count(c) > 1})
+    if repeated:
+        raise ValueError(f"classes names {repeated} more than once; each class must "
+                         "appear once (its share would be counted twice).")
     if len(classes) < 2:
         raise ValueError(
             f"y has a single class ({classes.tolist()[0]!r}); a classifier needs at "

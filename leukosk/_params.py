@@ -21,7 +21,7 @@ __all__ = ["CLASSIFIER_CONSTRAINTS", "validate_classifier_params"]
 CLASSIFIER_CONSTRAINTS = {
     "weights": [str, os.PathLike, "weights_enum", None],
     "batch_norm": ["boolean", None],
-    "image_size": [Interval(Integral, 32, None, closed="left"), None],
+    "image_size": [Interval(Integral, 32, 4096, closed="both"), None],
     "head_lr_multiplier": [Interval(Real, 0, None, closed="left")],
     "freeze_features": ["boolean"],
     "augment": [None, "augmenter"],
@@ -39,6 +39,18 @@ CLASSIFIER_CONSTRAINTS = {
     "max_epochs": [Interval(Integral, 0, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left"),
                    Options(Integral, {-1})],  # -1: one batch of everything
+}
+
+
+#: The network's own settings (``module__*``): what they shape is bounded, so
+#: that no setting (typed, or read from a model file) allocates without limit.
+MODULE_CONSTRAINTS = {
+    "width": [Interval(Real, 0, 8, closed="right")],
+    "hidden_units": [Interval(Integral, 1, 65536, closed="both")],
+    "pool_size": [Interval(Integral, 1, 32, closed="both")],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "crop": [Interval(Real, 0, 1, closed="right")],
+    "standardize": ["boolean"],
 }
 
 
@@ -79,6 +91,11 @@ def validate_classifier_params(estimator):
     given = estimator.get_params(deep=False)
     params = {name: given[name] for name in table}
     validate_parameter_constraints(table, params, caller_name=type(estimator).__name__)
+    module = {name: value for name, value in estimator.get_params_for("module").items()
+              if name in MODULE_CONSTRAINTS}
+    validate_parameter_constraints({f"module__{k}": MODULE_CONSTRAINTS[k] for k in module},
+                                   {f"module__{k}": v for k, v in module.items()},
+                                   caller_name=type(estimator).__name__)
     if estimator.resume and estimator.checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir=<folder> to resume from.")
     if estimator.validation is not None and estimator.train_split is not None:

@@ -10,6 +10,7 @@ format is refused with a message saying so.
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ __all__ = ["atomic_path", "save_model_file", "read_model_file", "read_network",
 
 FORMAT = "leukosk-model/1"
 _AUGMENTER = "__augmenter__"
+#: The most classes a model file may name (ImageNet has 1000).
+MAX_CLASSES = 1000
 
 
 @contextlib.contextmanager
@@ -35,7 +38,10 @@ def atomic_path(path):
 
     The temporary file is in the same folder (same filesystem), so the final
     :func:`os.replace` is atomic: readers see the old file or the new one,
-    never a half-written one, and a crash leaves the old file intact.
+    never a half-written one, and a crash leaves the old file intact. The
+    temporary name holds the writer's process id: temporary files of killed
+    writers are removed by the next write. The file gets the permissions
+    ``open()`` would give it (``0o666`` less the umask).
 
     Examples
     --------
@@ -48,10 +54,16 @@ def atomic_path(path):
     ...     target.read_text()
     'done'
     """
+    from ._output import _umask, dead_writer
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if dead_writer(old.name, f".{path.name}."):  # left by a killed writer
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
                                suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -144,9 +156,64 @@ def _encode_classes(classes):
 
 def _decode_classes(encoded):
     dtype = np.dtype(encoded["dtype"])
+    values = encoded["values"]
+    if not isinstance(values, list) or dtype.kind not in "OUSiub":
+        raise ValueError(f"classes must be a list of names or integers, not "
+                         f"{type(values).__name__} of dtype {dtype}")
     if dtype.kind == "O":
-        return np.asarray(encoded["values"], dtype=object)
-    return np.asarray(encoded["values"], dtype=dtype)
+        return np.asarray(values, dtype=object)
+    try:
+        classes = np.asarray(values, dtype=dtype)
+    except (OverflowError, ValueError, TypeError):
+        classes = None
+    if classes is None or classes.tolist() != values:  # 300 as int8, say
+        raise ValueError(f"class values {values[:5]} do not fit their dtype {dtype}")
+    return classes
+
+
+def _checked_classes(encoded, state):
+    """The classes, checked against the last layer's tensors and bounded."""
+    classes = _decode_classes(encoded)
+    head = state.get("backbone.classifier.6.weight")
+    if classes.ndim != 1 or not 2 <= len(classes) <= MAX_CLASSES:
+        raise ValueError(f"{len(classes)} classes: a model has 2 to {MAX_CLASSES}")
+    if head is not None and head.shape[0] != len(classes):
+        raise ValueError(f"{len(classes)} class names for a last layer of "
+                         f"{head.shape[0]} units")
+    if len(set(classes.tolist())) != len(classes):
+        raise ValueError("a class is named more than once")
+    return classes
+
+
+def check_network(path, settings, n_classes, state):
+    """Check the network ``settings`` describe against the file's tensors.
+
+    The network is built on PyTorch's ``meta`` device (shapes only, nothing
+    allocated): settings that ask for more than the tensors hold (a hidden
+    layer of 10**6 units, say) are refused before any memory is used.
+    """
+    from ._vgg import LeukocyteVGG
+
+    image_size = settings.get("image_size")
+    if not isinstance(image_size, int) or not 1 <= image_size <= 4096:
+        raise ValueError(f"{str(path)!r} asks for image_size={image_size!r}; a model "
+                         "file may ask for an integer from 1 to 4096. The file is "
+                         "damaged or crafted: use the original.")
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in LeukocyteVGG(
+                n_classes, batch_norm=settings["batch_norm"], image_size=image_size,
+                **settings["module"]).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise ValueError(f"{str(path)!r} has network settings leukosk cannot build "
+                         f"({exc}); the file is damaged or crafted.") from None
+    theirs = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != theirs:
+        wrong = sorted(k for k in set(shapes) | set(theirs) if shapes.get(k) != theirs.get(k))
+        raise ValueError(
+            f"{str(path)!r}: its settings do not match its tensors ({wrong[0]}: "
+            f"{theirs.get(wrong[0])} in the file, {shapes.get(wrong[0])} by the "
+            "settings); the file is damaged or crafted: use the original.")
 
 
 def _digest(tensors, metadata):
@@ -203,11 +270,12 @@ def _check_integrity(path, state, metadata):
             f"{str(path)!r} is a safetensors file but not a leukosk model "
             f"(format {metadata.get('format')!r}, expected {FORMAT!r}); if it was "
             "made by a newer leukosk, upgrade leukosk.")
-    if "sha256" in metadata and _digest(state, metadata) != metadata["sha256"]:
+    expected = metadata.get("sha256")  # every saved file has one: none is a change
+    if not isinstance(expected, str) or _digest(state, metadata) != expected:
         raise ValueError(
-            f"{str(path)!r} was altered after it was saved: its checksum does not "
-            "match (class names, settings or weights changed). Use the original "
-            "file, or save the model again.")
+            f"{str(path)!r} was altered after it was saved: its checksum is "
+            f"{'missing' if expected is None else 'wrong'} (class names, settings or "
+            "weights changed). Use the original file, or save the model again.")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ValueError(
@@ -227,10 +295,9 @@ def read_network(path):
     """``(classes, network settings or None)`` of a model file, checked."""
     from safetensors import safe_open
 
-    state, *_ = read_model_file(path)  # every check, before trusting the metadata
+    state, _, classes, _ = read_model_file(path)  # every check, before trusting it
     with safe_open(str(path), framework="pt", device="cpu") as f:
         metadata = f.metadata()
-    classes = _decode_classes(json.loads(metadata["classes"]))
     network = json.loads(metadata["network"]) if "network" in metadata else None
     return classes, network, state
 
@@ -281,9 +348,34 @@ def read_model_file(path):
             "VGG19LeukocyteClassifier.save().") from exc
     _check_integrity(path, state, metadata)
     try:
-        config = {k: _from_json(v) for k, v in json.loads(metadata["config"]).items()}
-        return (state, config, _decode_classes(json.loads(metadata["classes"])),
-                json.loads(metadata["history"]))
-    except (KeyError, ValueError, TypeError) as exc:
+        config = json.loads(metadata["config"])
+        if not isinstance(config, dict):
+            raise TypeError(f"config is a {type(config).__name__}, not a dict")
+        config = {k: _from_json(v) for k, v in config.items()}
+        classes = _checked_classes(json.loads(metadata["classes"]), state)
+        history = json.loads(metadata["history"])
+        network = json.loads(metadata["network"]) if "network" in metadata else None
+    except (KeyError, ValueError, TypeError, OverflowError, AttributeError) as exc:
         raise ValueError(f"{str(path)!r} has broken model metadata ({exc}); save "
                          "the model again.") from exc
+    if network is not None:
+        _check_network_metadata(path, network, len(classes), state)
+    return state, config, classes, history
+
+
+def _check_network_metadata(path, network, n_classes, state):
+    from ._params import MODULE_CONSTRAINTS
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    try:
+        module = dict(network["module"])
+        validate_parameter_constraints(
+            {k: MODULE_CONSTRAINTS[k] for k in module if k in MODULE_CONSTRAINTS},
+            {k: v for k, v in module.items() if k in MODULE_CONSTRAINTS},
+            caller_name="the model file's network")
+        settings = {"batch_norm": bool(network["batch_norm"]), "module": module,
+                    "image_size": network["image_size"]}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r} has broken network settings ({exc}); the "
+                         "file is damaged or crafted: use the original.") from None
+    check_network(path, settings, n_classes, state)

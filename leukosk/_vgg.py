@@ -146,18 +146,22 @@ def _load_backbone(backbone, state, source):
 
 
 def _reuse_head(backbone, weights, state, classes):
-    """Start the last layer from a trained model's units of the same classes."""
+    """Start the last layer's unit of each class the trained model knows from
+    that model's unit (classes match by name: the integer 3 is the class
+    "3"); the units of new classes keep their fresh start."""
     trained = getattr(weights, "meta", {}).get("classes")
-    if not classes or trained is None or not set(classes) <= set(map(str, trained)):
+    if not classes or trained is None:
         return
-    rows = [list(map(str, trained)).index(c) for c in classes]
+    rows = {str(c): i for i, c in enumerate(trained)}
+    shared = [(i, rows[str(c)]) for i, c in enumerate(classes) if str(c) in rows]
     head = backbone.classifier[6]
     weight, bias = state.get(_TV_HEAD_PREFIX + "weight"), state.get(_TV_HEAD_PREFIX + "bias")
-    if weight is None or weight.shape[1] != head.in_features:
+    if not shared or weight is None or weight.shape[1] != head.in_features:
         return
+    ours, theirs = map(list, zip(*shared))
     with torch.no_grad():
-        head.weight.copy_(weight[rows])
-        head.bias.copy_(bias[rows])
+        head.weight[ours] = weight[theirs].to(head.weight.dtype)
+        head.bias[ours] = bias[theirs].to(head.bias.dtype)
 
 
 class LeukocyteVGG(nn.Module):
@@ -217,9 +221,9 @@ class LeukocyteVGG(nn.Module):
         the dataset normalisation: a lab's lamp, camera and background tint
         go, the stain's colours stay.
     classes : list of str, default=None
-        Names of the outputs. With weights of a trained leukosk model whose
-        classes include every one of them, the new last layer starts from
-        that model's units for the same classes (instead of at random).
+        Names of the outputs. With weights of a trained leukosk model, the
+        new last layer starts, for each class that model knows, from its unit
+        for that class; the units of classes it does not know start at random.
     progress : bool, default=False
         Show a progress bar while downloading weights.
     channels_last : bool, default=False

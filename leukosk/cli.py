@@ -12,9 +12,12 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
+
+from ._output import output_path, printable
 
 __all__ = ["main", "build_parser"]
 
@@ -44,18 +47,28 @@ def _learning_rate(value):
     return number
 
 
+def _level(value):
+    """A confidence level from the command line: a number in (0, 1)."""
+    from .count import check_level
+
+    try:
+        return check_level(value, "level")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1 (exclusive), got {value}") from None
+
+
 class Interrupted(Exception):
     """Training was interrupted; the message says what was kept."""
 
 
-def _check_out_dir(path):
-    """``--out``/``--report`` must be a folder (or not exist yet): checked
-    before any work, so that hours of training are not lost at the end."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {path} is a file; name a folder (it is "
-                                 "created if missing).")
-    return out
+def _check_out_dir(path, inputs=(), option="--out"):
+    """``--out``/``--report`` must be a writable folder (or not exist yet),
+    outside the inputs: checked before any work, so that hours of training
+    are not lost at the end (see :func:`leukosk._output.check_output_folder`)."""
+    from ._output import check_output_folder
+
+    return check_output_folder(path, inputs, option)
 
 
 def _classifier_overrides(args):
@@ -137,7 +150,7 @@ def _interrupted_warning():
 
 
 def _train(args):
-    out = _check_out_dir(args.out)
+    out = _check_out_dir(args.out, [args.data_dir])
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     params = _classifier_overrides(args)
     if args.protocol != "none":
@@ -220,9 +233,9 @@ def _weights_named(model):
 def _evaluate(args):
     from .reports import trust_report, write_report
 
-    _check_out_dir(args.report)
+    _check_out_dir(args.report, [args.data_dir], "--report")
     clf, used = _load_model(args.model_dir, args.device, args.tta)
-    print(used, file=sys.stderr)
+    print(printable(used), file=sys.stderr)
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     trust = None
     if not args.no_trust:
@@ -247,26 +260,75 @@ def _evaluate(args):
 def _explain(args):
     from .explain import grad_cam
     from ._images import image_arrays
+    from ._output import replaced_folder
     from .reports._trust import overlay
 
-    out = _check_out_dir(args.out)
-    files = _expand(args.inputs)
+    out = _check_out_dir(args.out, args.inputs)
+    files = _image_files(args.inputs)
     clf, used = _load_model(args.model, args.device)
-    print(used, file=sys.stderr)
-    maps, labels = grad_cam(clf, files, target=args.target)
+    print(printable(used), file=sys.stderr)
+    maps, labels = grad_cam(clf, files, target=_target_label(clf, args.target))
     from PIL import Image
 
+    names = _overlay_names(files, labels)
+    with replaced_folder(out, owned=_is_overlay) as new:
+        for name, image, cam in zip(names, image_arrays(files), maps):
+            Image.fromarray(overlay(image, cam)).save(output_path(new, name), format="PNG")
+        _write_csv(new / "overlays.csv", ["image", "overlay", "class"],
+                   zip(files, names, map(str, labels)))
+    print(f"{len(names)} Grad-CAM overlay(s) in {printable(out)} (listed in overlays.csv)")
+    return 0
+
+
+def _is_overlay(name):
+    return name == "overlays.csv" or (name.endswith(".png") and "_gradcam_" in name)
+
+
+def _target_label(clf, target):
+    """The class ``--target`` names (as text: ``1`` names the integer class 1)."""
+    if target is None:
+        return None
+    for label in clf.classes_.tolist():
+        if str(label) == target:
+            return label
+    raise ValueError(f"--target {printable(target)!r} is not a class of the model; "
+                     f"its classes are {printable([str(c) for c in clf.classes_])}.")
+
+
+def _overlay_names(files, labels):
+    """One file name per image: its stem, or (for stems that repeat, as in
+    a/cell1.jpg and b/cell1.png) its path below the inputs' common folder;
+    sanitised, unique, with the explained class."""
+    from collections import Counter
+
+    from ._output import safe_name
+
+    stems = [safe_name(Path(f).stem) for f in files]
+    repeated = {stem for stem, n in Counter(stems).items() if n > 1}
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    names, taken = [], set()
+    for path, stem, label in zip(files, stems, labels):
+        base = safe_name(os.path.relpath(os.path.abspath(path), root)) \
+            if stem in repeated else stem
+        name, n = f"{base}_gradcam_{safe_name(label)}.png", 1
+        while name.lower() in taken:  # case-insensitive file systems too
+            n += 1
+            name = f"{base}-{n}_gradcam_{safe_name(label)}.png"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _write_csv(path, header, rows):
+    """A CSV file, written atomically, every cell escaped (:func:`csv_cell`)."""
+    from ._output import csv_cell
     from ._persist import atomic_path
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, image, cam, label in zip(files, image_arrays(files), maps, labels):
-        target = out / f"{Path(path).stem}_gradcam_{label}.png"
-        with atomic_path(target) as tmp:
-            Image.fromarray(overlay(image, cam)).save(tmp, format="PNG")
-        written.append(target)
-    print(f"{len(written)} Grad-CAM overlay(s) in {out}")
-    return 0
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([csv_cell(cell) if isinstance(cell, str) else cell
+                          for cell in row] for row in rows)
 
 
 def _conformal_sets(clf, model, args):
@@ -285,113 +347,169 @@ def _conformal_sets(clf, model, args):
     return None
 
 
+_COUNT_FILES = {"count.csv", "count.json", "referred.csv", "count.png", "count.svg"}
+
+
 def _count(args):
     from .count import differential_count
+    from ._output import replaced_folder
     from .domain import watch_lab_shift
     from .reports import plot_differential_count
     from .reports._report import save_figure
 
-    out = _check_out_dir(args.out)
-    files = _expand([args.folder])
+    out = _check_out_dir(args.out, [args.folder])
+    files = _image_files([args.folder])
     clf, used = _load_model(args.model, args.device)
-    print(used, file=sys.stderr)
+    print(printable(used), file=sys.stderr)
     sets = _conformal_sets(clf, args.model, args)
     with watch_lab_shift(clf, len(files), where=_where([args.folder])) as shift:
         count = differential_count(clf, files, names=files, confidence=args.confidence,
                                    sets=sets, coverage=args.coverage)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_count(out, count, used, shift)
-    save_figure(plot_differential_count(count), out / "count")
+    with replaced_folder(out, owned=_COUNT_FILES.__contains__) as new:
+        _write_count(new, count, used, shift)
+        save_figure(plot_differential_count(count), new / "count")
     for row in count.table:
-        print(f"{row['class']:>13} {row['count']:5d} {row['percent']:6.1f} % "
+        print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")
     print(f"{count.n_cells} cells; {len(count.referred)} referred to an expert; "
-          f"files in {out}")
+          f"files in {printable(out)}")
     return 0
 
 
 def _write_count(out, count, used, shift):
     from ._persist import atomic_path
 
-    with atomic_path(out / "count.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class", "count", "percent", "ci_low", "ci_high"])
-        for row in count.table:
-            writer.writerow([row["class"], row["count"], f"{row['percent']:.2f}",
-                             f"{row['ci_low']:.2f}", f"{row['ci_high']:.2f}"])
-    with atomic_path(out / "referred.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "predicted", "plausible classes"])
-        for row in count.referred:
-            writer.writerow([row["name"], row["predicted"], " ".join(row["set"])])
-    document = {"model": used, "n_cells": count.n_cells,
+    _write_csv(out / "count.csv", ["class", "count", "percent", "ci_low", "ci_high"],
+               ([row["class"], row["count"], f"{row['percent']:.2f}",
+                 f"{row['ci_low']:.2f}", f"{row['ci_high']:.2f}"] for row in count.table))
+    _write_csv(out / "referred.csv", ["file", "predicted", "plausible classes"],
+               ([row["name"], row["predicted"], " ".join(row["set"])]
+                for row in count.referred))
+    document = {"model": _text(used), "n_cells": count.n_cells,
                 "confidence": count.confidence, "interval": "Wilson score",
                 "table": count.table, "referral": count.referral,
-                "referred": count.referred,
+                "referred": [dict(row, name=_text(row["name"])) for row in count.referred],
                 "lab_shift": {"score": shift.score, "threshold": shift.threshold,
                               "shifted": shift.shifted}}
     with atomic_path(out / "count.json") as tmp:
-        tmp.write_text(json.dumps(document, indent=2))
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
 
 
 def _where(inputs):
     """How a warning names the images of ``inputs``."""
-    return (f"the images in {inputs[0]}" if len(inputs) == 1 and Path(inputs[0]).is_dir()
-            else "these images")
+    return (f"the images in {printable(inputs[0])}"
+            if len(inputs) == 1 and Path(inputs[0]).is_dir() else "these images")
 
 
-def _expand(inputs):
-    files = []
+def _text(name):
+    """A file name as valid Unicode (bytes that are not UTF-8 as ``\\xNN``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _image_files(inputs):
+    """The image files the inputs name (files, or every image under folders).
+
+    Entries that cannot be images (unreadable folders or files, broken links,
+    FIFOs, empty, truncated or oversized files) are skipped and listed in one
+    :class:`~leukosk.datasets.PBCDataWarning`; hidden files and folders are
+    ignored. Missing inputs, or no image at all, are an error.
+    """
+    files, skipped = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in
-                            _IMAGE_SUFFIXES and not p.name.startswith("."))
-        elif path.is_file():
-            files.append(path)
+            _walk(path, files, skipped)
+        elif os.path.lexists(path):
+            _add_image(path, files, skipped)
         else:
-            raise FileNotFoundError(f"no such image or folder: {item}")
+            raise FileNotFoundError(f"no such image or folder: {printable(item)}")
+    if skipped:
+        from .datasets import PBCDataWarning
+
+        warnings.warn(f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
+                      "skipped: " + "; ".join(f"{printable(p)} ({why})"
+                                              for p, why in skipped[:5])
+                      + (" ..." if len(skipped) > 5 else ""), PBCDataWarning,
+                      stacklevel=3)
     if not files:
         raise ValueError("no image files found in the given paths")
-    return [str(f) for f in files]
+    return files
+
+
+def _walk(folder, files, skipped):
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda entry: entry.name)
+    except OSError as exc:
+        skipped.append((str(folder), f"unreadable folder: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            _walk(entry.path, files, skipped)
+        elif Path(entry.name).suffix.lower() in _IMAGE_SUFFIXES:
+            _add_image(Path(entry.path), files, skipped)
+
+
+def _add_image(path, files, skipped):
+    from ._images import image_problem
+
+    why = image_problem(path)
+    if why:
+        skipped.append((str(path), why))
+    else:
+        files.append(str(path))
 
 
 def _predict(args):
     inputs, model = list(args.inputs), args.model
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
         model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
-    files = _expand(inputs)
+    if args.output:
+        from ._output import check_output_file
+
+        check_output_file(args.output, inputs + ([model] if model else []))
     from .domain import watch_lab_shift
 
+    files = _image_files(inputs)
     clf, used = _load_model(model, args.device, args.tta)
-    print(used, file=sys.stderr)
+    print(printable(used), file=sys.stderr)
     with watch_lab_shift(clf, len(files), where=_where(inputs)):
         proba = clf.predict_proba(files)
     labels = clf.classes_[proba.argmax(axis=1)]
-    classes = [str(c) for c in clf.classes_]
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
-    try:
-        if args.format == "json":
-            json.dump([{"path": f, "class": str(label),
-                        "probabilities": dict(zip(classes, map(float, p)))}
-                       for f, label, p in zip(files, labels, proba)], out, indent=2)
-            out.write("\n")
-        else:
-            writer = csv.writer(out)
-            writer.writerow(["path", "class"] + classes)
-            for f, label, p in zip(files, labels, proba):
-                writer.writerow([f, label] + [f"{v:.6f}" for v in p])
-    finally:
-        if args.output:
-            out.close()
+    if not args.output:
+        _write_predictions(sys.stdout, args.format, files, labels, clf.classes_, proba)
+        return 0
+    from ._persist import atomic_path
+
+    with atomic_path(args.output) as tmp, open(tmp, "w", newline="",
+                                               encoding="utf-8") as out:
+        _write_predictions(out, args.format, files, labels, clf.classes_, proba)
     return 0
+
+
+def _write_predictions(out, format, files, labels, classes, proba):
+    from ._output import csv_cell
+
+    classes = [str(c) for c in classes]
+    if format == "json":
+        json.dump([{"path": _text(f), "class": str(label),
+                    "probabilities": dict(zip(classes, map(float, p)))}
+                   for f, label, p in zip(files, labels, proba)], out, indent=2)
+        out.write("\n")
+        return
+    writer = csv.writer(out)
+    writer.writerow(["path", "class"] + [csv_cell(c) for c in classes])
+    for f, label, p in zip(files, labels, proba):
+        writer.writerow([csv_cell(f), csv_cell(str(label))] + [f"{v:.6f}" for v in p])
 
 
 def _reproduce(args):
     from .protocols import jarjees2022
     from .reports import write_report
 
-    report = _check_out_dir(args.report)
+    report = _check_out_dir(args.report, [args.data_dir], "--report")
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     params = _classifier_overrides(args)
     recipe = jarjees2022(**params)
@@ -478,7 +596,7 @@ def _add_model_commands(commands):
                           help="decode the images afresh; keep no data cache")
     evaluate.add_argument("--no-trust", action="store_true",
                           help="skip calibration, conformal sets and top losses")
-    evaluate.add_argument("--calibration-fraction", type=float, default=0.5,
+    evaluate.add_argument("--calibration-fraction", type=_level, default=0.5,
                           help="share of the images that fit the temperature and the "
                                "conformal sets (default: %(default)s)")
     evaluate.add_argument("--quiet", action="store_true")
@@ -520,9 +638,9 @@ def _add_model_commands(commands):
                        help="a model folder or file, or 'default' (the shipped model)")
     count.add_argument("folder", metavar="FOLDER")
     count.add_argument("--out", required=True, metavar="DIR")
-    count.add_argument("--confidence", type=float, default=0.95,
+    count.add_argument("--confidence", type=_level, default=0.95,
                        help="confidence of the intervals (default: %(default)s)")
-    count.add_argument("--coverage", type=float, default=0.95,
+    count.add_argument("--coverage", type=_level, default=0.95,
                        help="confidence of the conformal sets (default: %(default)s)")
     count.add_argument("--calibration", metavar="LABELLED_DIR",
                        help="labelled images (class subfolders) to make conformal sets "
@@ -570,11 +688,12 @@ def build_parser():
 
 def _format_warning(message, category, *args, **kwargs):
     """Warnings as one plain line: a terminal user needs no source location."""
-    return f"leukosk: warning: {message}\n"
+    return f"leukosk: warning: {printable(str(message))}\n"
 
 
 def _one_line(exc):
-    return " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
+    return printable(" ".join(line.strip() for line in str(exc).splitlines())
+                     or type(exc).__name__)
 
 
 def main(argv=None):
@@ -588,7 +707,9 @@ def main(argv=None):
     original_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # restored below
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is handled below
+        return status
     except Interrupted as exc:
         print(f"leukosk {args.command}: interrupted: {exc}", file=sys.stderr)
         return 130
@@ -596,6 +717,9 @@ def main(argv=None):
         print(f"leukosk {args.command}: interrupted; nothing was written.",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. leukosk predict ... | head -1: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (ValueError, TypeError, OSError, ImportError, RuntimeError,
             MemoryError) as exc:
         print(f"leukosk {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -16,6 +16,27 @@ from sklearn.utils import Bunch
 __all__ = ["differential_count", "wilson_interval"]
 
 
+def check_level(value, name):
+    """``value`` as a float strictly between 0 and 1 (a confidence level).
+
+    Examples
+    --------
+    >>> from leukosk.count import check_level
+    >>> check_level(float("nan"), "confidence")
+    Traceback (most recent call last):
+    ...
+    ValueError: confidence=nan: a confidence level is a number between 0 and 1 (exclusive), e.g. 0.95.
+    """
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        level = float("nan")
+    if not 0 < level < 1:  # NaN fails too
+        raise ValueError(f"{name}={value!r}: a confidence level is a number between 0 "
+                         "and 1 (exclusive), e.g. 0.95.")
+    return level
+
+
 def wilson_interval(count, total, confidence=0.95):
     """Wilson's score interval for the proportion ``count / total``.
 
@@ -28,6 +49,7 @@ def wilson_interval(count, total, confidence=0.95):
     """
     from scipy.stats import binomtest
 
+    confidence = check_level(confidence, "confidence")
     if total == 0:
         return float("nan"), float("nan")
     interval = binomtest(int(count), int(total)).proportion_ci(
@@ -78,6 +100,8 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
     """
     from .uncertainty import ConformalSets, referred
 
+    confidence = check_level(confidence, "confidence")
+    coverage = check_level(coverage, "coverage")
     proba = np.asarray(clf.predict_proba(images))
     classes = np.asarray(clf.classes_)
     labels = classes[proba.argmax(axis=1)]

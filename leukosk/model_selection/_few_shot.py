@@ -106,6 +106,9 @@ def few_shot_scores(estimator, X, y, *, k=10, n_draws=5, random_state=None):
     y = column_or_1d(y)
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k={k!r}: a positive number of images per class.")
+    if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise ValueError(f"n_draws={n_draws!r}: a positive number of draws.")
+    _check_trainable(y)
     rng = check_random_state(random_state)
     scores = {"accuracy": [], "balanced_accuracy": [], "n_train": [], "n_test": []}
     for _ in range(n_draws):
@@ -124,6 +127,16 @@ def few_shot_scores(estimator, X, y, *, k=10, n_draws=5, random_state=None):
         out[f"{key}_mean"] = float(out[key].mean())
         out[f"{key}_std"] = float(out[key].std(ddof=1)) if n_draws > 1 else 0.0
     return out
+
+
+def _check_trainable(y):
+    """Some class must have two images: one to train on, one to test."""
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) == 0 or counts.max() < 2:
+        raise ValueError(
+            f"every class of y has a single image ({len(labels)} classes, "
+            f"{len(y)} images): k-shot scoring trains on some images of a class "
+            "and tests on the others, so a class needs at least two. Add images.")
 
 
 def _take(X, index):

@@ -169,13 +169,18 @@ def _take(X, index):
     return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]
 
 
+#: The most bars :func:`plot_differential_count` draws.
+MAX_BARS = 30
+
+
 def plot_differential_count(count, *, ax=None, title=None):
     """Bar chart of a differential count: percent per class with its interval.
 
     Parameters
     ----------
     count : Bunch
-        From :func:`leukosk.count.differential_count`.
+        From :func:`leukosk.count.differential_count`. Of a model with more
+        than ``MAX_BARS`` (30) classes, only the 30 most frequent are drawn.
     ax : matplotlib Axes, default=None
     title : str, default=None
 
@@ -183,10 +188,16 @@ def plot_differential_count(count, *, ax=None, title=None):
     -------
     matplotlib.figure.Figure
     """
+    from .._output import printable
+
     plt = _pyplot()
     table = count.table
+    if len(table) > MAX_BARS:  # a bar per class of a 1000-class model is unreadable
+        table = sorted(table, key=lambda row: -row["count"])[:MAX_BARS]
+        title = title or f"Differential count: the {MAX_BARS} most frequent of " \
+                         f"{len(count.table)} classes"
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 3.6))
-    names = [row["class"] for row in table]
+    names = [printable(row["class"]) for row in table]  # no control characters
     percent = np.array([row["percent"] for row in table])
     low = percent - np.array([row["ci_low"] for row in table])
     high = np.array([row["ci_high"] for row in table]) - percent
