@@ -64,7 +64,7 @@ def leukosk(*args, cwd=None, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg",
                **kwargs.pop("env", {}))
     return subprocess.run([sys.executable, "-m", "leukosk", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300, **kwargs)
+                          env=env, capture_output=True, text=True, timeout=900, **kwargs)
 
 
 def _tree(folder):
@@ -270,13 +270,18 @@ def test_ctrl_c_while_count_writes_keeps_the_previous_result(sample, tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["count"]  # no leftovers
 
 
-def test_names_that_are_not_utf8_or_formulas_are_written_safely(sample, tmp_path,
-                                                                monkeypatch):
+def test_names_that_are_not_utf8_or_formulas_are_written_safely(sample, plain_model,
+                                                                tmp_path, monkeypatch):
     import csv
+
+    from leukosk import cli
+    from leukosk.uncertainty import ConformalSets
 
     out = tmp_path / "count"
     monkeypatch.chdir(sample.parent)
-    assert main(["count", "default", sample.name, "--out", str(out)]) == 0
+    monkeypatch.setattr(cli, "_conformal_sets",  # sets of every class: all referred
+                        lambda *args: ConformalSets({0.95: 1.0}))
+    assert main(["count", str(plain_model), sample.name, "--out", str(out)]) == 0
     rows = list(csv.reader((out / "referred.csv").open(encoding="utf-8")))[1:]
     assert sorted(row[0] for row in rows) == sorted(
         ["'=cells/" + n for n in _HOSTILE_FILES] + ["'=cells/cell\\xff.png"])
