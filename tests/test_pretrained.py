@@ -41,6 +41,20 @@ EXPECTED = {
         "lymphocyte/LY_249223.jpg": "monocyte",
         "ig/IG_184096.jpg": "monocyte",
     },
+    "PBC_VGG19BN_W375_64PX_CELL_V3": {
+        "basophil/BA_114899.jpg": "basophil",
+        "eosinophil/EO_106191.jpg": "eosinophil",
+        "erythroblast/ERB_104607.jpg": "erythroblast",
+        "ig/IG_184096.jpg": "ig",
+        "lymphocyte/LY_109025.jpg": "lymphocyte",
+        "monocyte/MO_110450.jpg": "monocyte",
+        "neutrophil/BNE_105090.jpg": "neutrophil",
+        "platelet/PLATELET_104489.jpg": "platelet",
+        # and three it gets wrong
+        "ig/MY_22182.jpg": "basophil",
+        "lymphocyte/LY_249223.jpg": "ig",
+        "monocyte/MO_668866.jpg": "ig",
+    },
 }
 
 MEMBERS = [member.name for member in LeukoskWeights]
@@ -53,7 +67,7 @@ def shipped(request):
 
 def test_every_member_has_a_record():
     assert sorted(EXPECTED) == sorted(MEMBERS)
-    assert LeukoskWeights.DEFAULT is LeukoskWeights.PBC_VGG19BN_W25_64PX_V2
+    assert LeukoskWeights.DEFAULT is LeukoskWeights.PBC_VGG19BN_W375_64PX_CELL_V3
 
 
 @pytest.mark.parametrize("name", MEMBERS)
@@ -121,3 +135,11 @@ def test_fine_tuning_from_the_shipped_weights_starts_better_than_random():
     from_trained = pretrained.fit(X_train, y_train).score(X_test, y_test)
     from_random = scratch.fit(X_train, y_train).score(X_test, y_test)
     assert from_trained > from_random + 0.3
+
+
+def test_the_default_model_sees_the_cell_and_warns_about_other_labs():
+    member = LeukoskWeights.DEFAULT
+    assert member.transforms()["view"] == "cell"
+    clf = load_pretrained(device="cpu")
+    assert clf.lab_shift_threshold_ == member.meta["lab_shift"]["threshold"]
+    assert clf._plain_module().preprocess.describe()["view"] == "cell"
