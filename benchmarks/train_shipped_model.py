@@ -26,7 +26,7 @@ from _common import pick_device
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score
 
 from leukosk.datasets import PBCDataWarning, load_pbc
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 from leukosk.protocols import PROTOCOLS
 from leukosk.uncertainty import ConformalSets, conformalize
 

@@ -1,6 +1,16 @@
 """Sphinx configuration for leukosk."""
 
+import sys
+from pathlib import Path
+
 import leukosk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generate  # noqa: E402
+
+# The CLI reference (from the argument parsers) and the provenance table (from
+# results/*.json), written before the pages are read.
+_generate.write_all()
 
 project = "leukosk"
 author = "leukosk developers"
@@ -53,6 +63,6 @@ nitpicky = False
 html_theme = "pydata_sphinx_theme"
 html_title = f"leukosk {release}"
 html_theme_options = {"navigation_with_keys": False}
-exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
+exclude_patterns = ["_build", "_generated", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip"]
 templates_path = ["_templates"]

@@ -3,7 +3,9 @@
 The public API:
 
 * :class:`VGG19LeukocyteClassifier`: ImageNet VGG-19 transfer learning as a
-  scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022).
+  scikit-learn classifier (skorch), the recipe of Jarjees et al. (2022);
+  :class:`LeukocyteVGG` is the network it trains, whose parameters are the
+  classifier's ``module__*`` settings.
 * :class:`RandomReflectRotate`: the paper's random reflection and rotation,
   applied afresh every epoch on the training device, never at prediction;
   :class:`RandomScaleCrop`, :class:`RandomStainJitter`,
@@ -34,6 +36,7 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "VGG19LeukocyteClassifier": "._classifier",
+    "LeukocyteVGG": "._vgg",
     "RandomReflectRotate": "._augment",
     "AugmentedImages": "._augment",
     "WeightsUnavailableError": "._weights",
@@ -51,7 +54,7 @@ _LAZY = {
 _SUBMODULES = ("adapt", "callbacks", "count", "datasets", "domain", "explain",
                "model_selection", "protocols", "reports", "uncertainty")
 
-__all__ = ["VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+__all__ = ["VGG19LeukocyteClassifier", "LeukocyteVGG", "RandomReflectRotate", "AugmentedImages",
            "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
            "RandomJPEG", "Augmentations",
            "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",

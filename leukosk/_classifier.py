@@ -174,7 +174,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
     iterator_train__shuffle : bool, default=True
         Shuffle the training data every epoch.
     module : torch module class, default=LeukocyteVGG
-        The network. ``module__dropout=...`` (default 0.5),
+        The network, :class:`~leukosk.LeukocyteVGG`, whose parameters list
+        every ``module__*`` setting. ``module__dropout=...`` (default 0.5),
         ``module__hidden_units=...`` (default 4096; e.g. 256 for a much
         faster from-scratch CPU model, with pretrained weights then only in
         the convolutional layers), ``module__width=...`` (channel multiplier

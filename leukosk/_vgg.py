@@ -167,6 +167,14 @@ def _reuse_head(backbone, weights, state, classes):
 class LeukocyteVGG(nn.Module):
     """VGG-19 with its last layer replaced for ``n_classes`` cell types.
 
+    The network :class:`~leukosk.VGG19LeukocyteClassifier` trains. Its
+    parameters are the classifier's network settings: pass them to the
+    classifier with the ``module__`` prefix (``module__width=0.25``,
+    ``module__crop=0.6``, ...); ``n_classes``, ``weights``, ``batch_norm``,
+    ``image_size``, ``freeze_features``, ``classes``, ``progress`` and
+    ``channels_last`` are set by the classifier from its own parameters and
+    the training labels.
+
     Parameters
     ----------
     n_classes : int
@@ -234,7 +242,7 @@ class LeukocyteVGG(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._vgg import LeukocyteVGG
+    >>> from leukosk import LeukocyteVGG
     >>> net = LeukocyteVGG(n_classes=8, image_size=32)
     >>> net(torch.zeros(2, 3, 40, 40, dtype=torch.uint8)).shape
     torch.Size([2, 8])

@@ -71,7 +71,7 @@ def implied_settings(weights):
     -------
     dict
         ``batch_norm`` (bool or None when not implied), ``image_size``,
-        ``module`` (keyword arguments for :class:`~leukosk._vgg.LeukocyteVGG`).
+        ``module`` (keyword arguments for :class:`~leukosk.LeukocyteVGG`).
 
     Examples
     --------

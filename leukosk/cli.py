@@ -22,6 +22,19 @@ from ._output import output_path, printable
 __all__ = ["main", "build_parser"]
 
 MODEL_FILE = "model.safetensors"
+
+#: The optional dependencies each command needs: (extra, modules). Checked
+#: before any work, so that a missing one is a one-line error naming the
+#: install rather than a failure after training.
+EXTRAS = {
+    "demo": ("plot", ("matplotlib",)),
+    "train": ("plot", ("matplotlib",)),
+    "evaluate": ("plot", ("matplotlib",)),
+    "explain": ("plot", ("matplotlib",)),
+    "count": ("plot", ("matplotlib",)),
+    "reproduce": ("plot", ("matplotlib",)),
+    "predict": (None, ()),
+}
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
@@ -540,6 +553,38 @@ def _demo(args):
     return 0
 
 
+def _needs(command):
+    """The ``--help`` line stating what ``command`` needs beyond leukosk."""
+    extra, modules = EXTRAS[command]
+    if extra is None:
+        return "Needs nothing beyond 'pip install leukosk'."
+    return (f"Needs the [{extra}] extra ({', '.join(modules)}): "
+            f"pip install \"leukosk[{extra}]\".")
+
+
+def check_extras(command):
+    """Raise ImportError naming the install if ``command``'s extra is missing.
+
+    Parameters
+    ----------
+    command : str
+        A command of ``leukosk`` (a key of :data:`EXTRAS`).
+
+    Examples
+    --------
+    >>> from leukosk.cli import check_extras
+    >>> check_extras("predict")  # needs nothing beyond leukosk itself
+    """
+    import importlib.util
+
+    extra, modules = EXTRAS.get(command, (None, ()))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"needs {', '.join(missing)}, which is not installed: "
+                          f"pip install \"leukosk[{extra}]\" (or, from a copy of "
+                          f"the repository, pip install -e \".[{extra}]\")")
+
+
 def _add_demo(commands):
     demo = commands.add_parser(
         "demo", help="classify the bundled PBC sample, then train a small model on it",
@@ -548,7 +593,8 @@ def _add_demo(commands):
                     "its accuracy and confusion matrix; then train a small VGG-19-BN "
                     "from scratch on 120 of them (about a minute on 2 CPU cores), "
                     "print its accuracy on the other 40 and write confusion-matrix "
-                    "PNGs.")
+                    "PNGs.",
+        epilog=_needs("demo"))
     demo.add_argument("--out", default="leukosk-demo",
                       help="output folder (default: %(default)s)")
     demo.add_argument("--epochs", type=_positive_int, default=20,
@@ -569,21 +615,23 @@ def _add_model_commands(commands):
         "train", help="train on a PBC-layout folder and save the model",
         description="Train VGG19LeukocyteClassifier on every image of DATA_DIR "
                     "(one subfolder per class), with the paper's augmentation, "
-                    "and save MODEL_DIR/model.safetensors and training curves.")
+                    "and save MODEL_DIR/model.safetensors and training curves.",
+        epilog=_needs("train"))
     train.add_argument("data_dir", metavar="DATA_DIR")
     train.add_argument("--out", required=True, metavar="MODEL_DIR")
     train.add_argument("--no-augment", action="store_true",
                        help="no random reflection/rotation")
     train.add_argument("--protocol", default="none", choices=["none", *_protocol_names()],
                        help="a named recipe of leukosk.protocols (its settings; the "
-                            "options below override them), e.g. cpu_pbc2026")
+                            "options below override them), e.g. leukosk2026")
     _add_training_options(train, paper_defaults=False)
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser(
         "evaluate", help="score a saved model on a labelled folder",
         description="Predict every image of DATA_DIR with the model in "
-                    "MODEL_DIR and write a report (JSON, Markdown, figures).")
+                    "MODEL_DIR and write a report (JSON, Markdown, figures).",
+        epilog=_needs("evaluate"))
     evaluate.add_argument("model_dir", metavar="MODEL",
                           help="a model folder or .safetensors file, or 'default' "
                                "for the model shipped with leukosk")
@@ -591,7 +639,7 @@ def _add_model_commands(commands):
     evaluate.add_argument("--report", required=True, metavar="REPORT_DIR")
     evaluate.add_argument("--tta", action="store_true",
                           help="average over the 8 square symmetries")
-    evaluate.add_argument("--device")
+    evaluate.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     evaluate.add_argument("--no-cache", action="store_true",
                           help="decode the images afresh; keep no data cache")
     evaluate.add_argument("--no-trust", action="store_true",
@@ -599,33 +647,37 @@ def _add_model_commands(commands):
     evaluate.add_argument("--calibration-fraction", type=_level, default=0.5,
                           help="share of the images that fit the temperature and the "
                                "conformal sets (default: %(default)s)")
-    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress output")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser(
         "predict", help="classify images, print class and probabilities",
         description="Classify image files (or all images under folders) with "
                     "the model shipped with leukosk, or with --model MODEL "
-                    "(a first argument that is a model folder also names it).")
+                    "(a first argument that is a model folder also names it).",
+        epilog=_needs("predict"))
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     predict.add_argument("--model", help="a model folder or .safetensors file "
                                          "(default: the shipped model)")
-    predict.add_argument("--format", choices=("csv", "json"), default="csv")
+    predict.add_argument("--format", choices=("csv", "json"), default="csv",
+                         help="output format (default: %(default)s)")
     predict.add_argument("--output", help="file to write (default: stdout)")
-    predict.add_argument("--tta", action="store_true")
-    predict.add_argument("--device")
+    predict.add_argument("--tta", action="store_true",
+                         help="average over the 8 square symmetries")
+    predict.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     predict.set_defaults(func=_predict)
 
     explain = commands.add_parser(
         "explain", help="Grad-CAM: what the model looked at, one overlay per image",
         description="Write, for each image, the image with the Grad-CAM map of its "
-                    "predicted class (or --target) laid over it.")
+                    "predicted class (or --target) laid over it.",
+        epilog=_needs("explain"))
     explain.add_argument("model", metavar="MODEL",
                          help="a model folder or file, or 'default' (the shipped model)")
     explain.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     explain.add_argument("--out", required=True, metavar="DIR")
     explain.add_argument("--target", help="explain this class instead of the prediction")
-    explain.add_argument("--device")
+    explain.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     explain.set_defaults(func=_explain)
 
     count = commands.add_parser(
@@ -633,7 +685,8 @@ def _add_model_commands(commands):
         description="Classify every cell image of FOLDER (one sample), and write the "
                     "count and percentage of each class with Wilson confidence "
                     "intervals, the cells referred to an expert, and a bar chart "
-                    "(count.csv, count.json, referred.csv, count.png).")
+                    "(count.csv, count.json, referred.csv, count.png).",
+        epilog=_needs("count"))
     count.add_argument("model", metavar="MODEL_OR_DEFAULT",
                        help="a model folder or file, or 'default' (the shipped model)")
     count.add_argument("folder", metavar="FOLDER")
@@ -645,8 +698,8 @@ def _add_model_commands(commands):
     count.add_argument("--calibration", metavar="LABELLED_DIR",
                        help="labelled images (class subfolders) to make conformal sets "
                             "for a model that has none stored")
-    count.add_argument("--device")
-    count.add_argument("--quiet", action="store_true")
+    count.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    count.add_argument("--quiet", action="store_true", help="no progress output")
     count.set_defaults(func=_count)
 
     reproduce = commands.add_parser(
@@ -654,7 +707,8 @@ def _add_model_commands(commands):
         description="Jarjees et al. (2022) on DATA_DIR: balanced 70/30 split "
                     "keeping duplicates together, ImageNet VGG-19 fine-tuned "
                     "with reflection and rotation, report with Fig. 5/6-style "
-                    "figures next to the paper's numbers.")
+                    "figures next to the paper's numbers.",
+        epilog=_needs("reproduce"))
     reproduce.add_argument("data_dir", metavar="DATA_DIR")
     reproduce.add_argument("--report", required=True, metavar="REPORT_DIR")
     reproduce.add_argument("--tta", action="store_true",
@@ -707,6 +761,7 @@ def main(argv=None):
     original_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # restored below
     try:
+        check_extras(args.command)
         status = args.func(args)
         sys.stdout.flush()  # here, where a closed pipe is handled below
         return status

@@ -4,7 +4,7 @@ Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep
 networks via gradient-based localization") weighs the last convolutional
 block's feature maps by the gradient of a class's score and keeps the positive
 part: the regions that raised that class. Here it is a few dozen lines of
-forward hooks on :class:`~leukosk._vgg.LeukocyteVGG` (a library such as captum
+forward hooks on :class:`~leukosk.LeukocyteVGG` (a library such as captum
 would add a dependency for the same arithmetic), batched, on the CPU or CUDA,
 with or without ``amp``; maps come back in the frame of the input images
 (the model's view is undone: outside the region it saw, central crop or

@@ -82,7 +82,7 @@ SHARED_PBC = Path(__file__).resolve().parents[2] / "shared" / "data" / "PBC_data
 @pytest.fixture
 def pbc_folder(tmp_path):
     """A small PBC-layout folder: 3 real images in each of 3 classes."""
-    from leukosk.datasets._sample import sample_folder
+    from leukosk.datasets import sample_folder
 
     root = tmp_path / "PBC_dataset_normal_DIB"
     for name in ("basophil", "eosinophil", "platelet"):

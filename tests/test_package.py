@@ -22,7 +22,7 @@ def test_version_matches_metadata():
 
 def test_public_names():
     assert set(leukosk.__all__) == {
-        "VGG19LeukocyteClassifier", "RandomReflectRotate", "AugmentedImages",
+        "VGG19LeukocyteClassifier", "LeukocyteVGG", "RandomReflectRotate", "AugmentedImages",
         "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
         "RandomJPEG", "Augmentations",
         "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",

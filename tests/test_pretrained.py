@@ -7,7 +7,7 @@ import pytest
 
 from leukosk import LeukoskWeights, VGG19LeukocyteClassifier, load_pretrained
 from leukosk.datasets import load_pbc_sample
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 
 #: What each shipped model predicts for a few bundled images (unseen in its
 #: training), recorded from the shipped file: a changed file, preprocessing or

@@ -38,7 +38,7 @@ class PBCDataWarning(UserWarning):
     --------
     >>> import warnings
     >>> from leukosk.datasets import PBCDataWarning, load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("error", PBCDataWarning)  # data problems are fatal
     ...     data = load_pbc(sample_folder(), cache=False, verbose=False)
@@ -279,7 +279,7 @@ def load_pbc(path, *, image_size=None, drop_duplicates=False, strict=False,
     Examples
     --------
     >>> from leukosk.datasets import load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> data = load_pbc(sample_folder(), image_size=32, cache=False, verbose=False)
     >>> data.images.shape, len(data.target_names), data.skipped
     ((160, 32, 32, 3), 8, [])

@@ -9,7 +9,33 @@ __all__ = ["load_pbc_sample", "sample_folder"]
 
 
 def sample_folder():
-    """Folder of the bundled sample, in PBC's ``<class>/<file>.jpg`` layout."""
+    """Folder of the PBC sample bundled with leukosk.
+
+    The 160 images (20 of each of the eight PBC classes) lie in PBC's own
+    layout, one subfolder per class (``basophil/BA_114899.jpg``, ...), so the
+    folder can be given wherever a folder of images or a labelled folder is
+    expected: :func:`load_pbc`, ``leukosk predict``, ``leukosk evaluate``,
+    ``leukosk count``. Nothing is downloaded; the files are part of the
+    installed package.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The installed sample's folder (read it; do not write into it).
+
+    See Also
+    --------
+    load_pbc_sample : the same images, decoded or as paths, with labels.
+
+    Examples
+    --------
+    >>> from leukosk.datasets import sample_folder
+    >>> folder = sample_folder()
+    >>> sorted(p.name for p in folder.iterdir() if p.is_dir())[:3]
+    ['basophil', 'eosinophil', 'erythroblast']
+    >>> len(list(folder.glob("*/*.jpg")))
+    160
+    """
     return Path(str(resources.files("leukosk.datasets") / "data" / "pbc_sample"))
 
 
