@@ -300,12 +300,21 @@ def _count(args):
     out.mkdir(parents=True, exist_ok=True)
     _write_count(out, count, used)
     save_figure(plot_differential_count(count), out / "count")
+    page = _review_page(out, count, files, clf, args.folder)
     for row in count.table:
         print(f"{row['class']:>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")
     print(f"{count.n_cells} cells; {len(count.referred)} referred to an expert; "
-          f"files in {out}")
+          f"files in {out}; review page: {page}")
     return 0
+
+
+def _review_page(out, count, files, clf, folder):
+    from .review import display_names, write_review_page
+
+    root = folder if Path(folder).is_dir() else Path(folder).parent
+    return write_review_page(out, count, files, clf=clf, names=display_names(files, root),
+                             title=f"leukosk review: {Path(folder).resolve().name}")
 
 
 def _write_count(out, count, used):
@@ -501,8 +510,9 @@ def _add_model_commands(commands):
         "count", help="the differential count of one sample's cells",
         description="Classify every cell image of FOLDER (one sample), and write the "
                     "count and percentage of each class with Wilson confidence "
-                    "intervals, the cells referred to an expert, and a bar chart "
-                    "(count.csv, count.json, referred.csv, count.png).")
+                    "intervals, the cells referred to an expert, a bar chart, and a "
+                    "review page to correct the cells in a browser (count.csv, "
+                    "count.json, referred.csv, count.png, index.html).")
     count.add_argument("model", metavar="MODEL_OR_DEFAULT",
                        help="a model folder or file, or 'default' (the shipped model)")
     count.add_argument("folder", metavar="FOLDER")
