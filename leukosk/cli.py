@@ -1,13 +1,14 @@
 """The ``leukosk`` command line (thin: it parses arguments and calls the library).
 
 Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``explain``,
-``count``, ``reproduce``. Bad
+``count``, ``adapt``, ``reproduce``. Bad
 arguments or data end with a one-line reason on stderr and a non-zero exit
 status: 2 for usage errors, 130 when interrupted (Ctrl-C), 1 for everything
 else. No command replaces a good result with a partial one.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -120,11 +121,22 @@ def _load_folder(path, quiet, cache=True):
 
 def _fitted(clf, X, y):
     """``clf.fit(X, y)``; an interruption raises :class:`Interrupted`."""
-    from ._training import interruption_message
+    with _interruption_reported():
+        clf.fit(X, y)
+    return _not_interrupted(clf)
 
+
+@contextlib.contextmanager
+def _interruption_reported():
+    """Inside: an interrupted fit warns nothing (:func:`_not_interrupted` says it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _interrupted_warning())
-        clf.fit(X, y)
+        yield
+
+
+def _not_interrupted(clf):
+    from ._training import interruption_message
+
     if clf.interrupted_:
         raise Interrupted(interruption_message(clf) + " The model was not saved.")
     return clf
@@ -339,6 +351,26 @@ def _write_count(out, count, used):
         tmp.write_text(json.dumps(document, indent=2))
 
 
+def _adapt(args):
+    from .corrections import adapt_to_corrections, write_adapted_model
+
+    out = _check_out_dir(args.out)
+    params = {k: v for k, v in {"max_epochs": args.epochs, "train": args.train,
+                                "device": args.device}.items() if v is not None}
+    with _interruption_reported():
+        clf = adapt_to_corrections(args.model, args.corrections, folders=args.folders,
+                                   images=args.images, random_state=args.seed,
+                                   verbose=0 if args.quiet else 1, **params)
+    _not_interrupted(clf)
+    model = write_adapted_model(clf, out)
+    card = clf.card_
+    print(f"adapted {card['adapted_from']} on {card['n_cells']} cells "
+          f"({card['n_corrected']} corrected, {card['n_confirmed']} confirmed, "
+          f"{card['n_from_folders']} from folders); model: {model}; count with it: "
+          f"leukosk count {out} FOLDER --out DIR")
+    return 0
+
+
 def _expand(inputs):
     files = []
     for item in inputs:
@@ -528,6 +560,8 @@ def _add_model_commands(commands):
     count.add_argument("--quiet", action="store_true")
     count.set_defaults(func=_count)
 
+    _add_adapt(commands)
+
     reproduce = commands.add_parser(
         "reproduce", help="the paper's protocol end to end",
         description="Jarjees et al. (2022) on DATA_DIR: balanced 70/30 split "
@@ -540,6 +574,31 @@ def _add_model_commands(commands):
                            help="also average over the 8 square symmetries")
     _add_training_options(reproduce, paper_defaults=True)
     reproduce.set_defaults(func=_reproduce)
+
+
+def _add_adapt(commands):
+    adapt = commands.add_parser(
+        "adapt", help="fine-tune a model on the corrections of a review page",
+        description="Fine-tune MODEL_OR_DEFAULT with the few-shot recipe on the cells "
+                    "of CORRECTIONS.csv (downloaded from the review page that "
+                    "'leukosk count' writes), and on any LABELLED_DIR (one subfolder "
+                    "per class); write MODEL_DIR/model.safetensors and "
+                    "model_card.json. 'leukosk count MODEL_DIR FOLDER' then uses it.")
+    adapt.add_argument("model", metavar="MODEL_OR_DEFAULT",
+                       help="a model folder or file, or 'default' (the shipped model)")
+    adapt.add_argument("corrections", metavar="CORRECTIONS.csv")
+    adapt.add_argument("folders", nargs="*", metavar="LABELLED_DIR")
+    adapt.add_argument("--out", required=True, metavar="MODEL_DIR")
+    adapt.add_argument("--images", metavar="FOLDER",
+                       help="the counted folder, where the cells of CORRECTIONS.csv "
+                            "are (default: beside it, or the current directory)")
+    adapt.add_argument("--train", choices=("all", "head"),
+                       help="fine-tune every layer (default) or the head only")
+    adapt.add_argument("--epochs", type=_positive_int, help="epochs (default: 30)")
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--device")
+    adapt.add_argument("--quiet", action="store_true")
+    adapt.set_defaults(func=_adapt)
 
 
 def _protocol_names():
