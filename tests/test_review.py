@@ -139,7 +139,8 @@ def test_page_in_a_browser(browser, counted, tmp_path):
     cell.click()
     target = "basophil" if largest != "basophil" else "platelet"
     page.locator(f'#picker-classes button[data-class="{target}"]').click()
-    assert page.locator(f'.grid[data-class="{target}"] .cell[title^="{name}:"]').count() == 1
+    moved = page.locator(f'.grid[data-class="{target}"] .cell[title^="{name}:"]')
+    assert moved.count() == 1
     n, counts = document["n_cells"], {r["class"]: r["count"] for r in document["table"]}
     counts[largest] -= 1
     counts[target] += 1
