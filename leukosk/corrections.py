@@ -148,8 +148,23 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
 
     Examples
     --------
-    See the "Review, correct, adapt" page of the documentation;
-    ``tests/test_corrections.py`` runs the loop on synthetic cells.
+    One bundled cell of each class, reviewed (seven corrected, one confirmed),
+    and a one-epoch fine-tune of the shipped model on them:
+
+    >>> import pathlib, tempfile
+    >>> from leukosk.corrections import adapt_to_corrections
+    >>> from leukosk.datasets import load_pbc_sample
+    >>> cells = [pathlib.Path(p) for p in load_pbc_sample(return_paths=True).images[::20]]
+    >>> folder = cells[0].parents[1]                # the "counted" folder
+    >>> rows = ["file,model_class,corrected_class"] + [
+    ...     f"{c.parent.name}/{c.name},ig,{c.parent.name}" for c in cells]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = pathlib.Path(d, "corrections.csv").write_text("\n".join(rows) + "\n")
+    ...     clf = adapt_to_corrections("default", pathlib.Path(d, "corrections.csv"),
+    ...                                images=folder, max_epochs=1, tta=False,
+    ...                                device="cpu")
+    >>> clf.card_["n_cells"], clf.card_["n_corrected"], len(clf.classes_)
+    (8, 7, 8)
     """
     from ._pretrained import resolve_leukosk_weights
     from .protocols import few_shot_classifier
@@ -190,10 +205,32 @@ def write_adapted_model(clf, out_dir):
 
     ``leukosk count MODEL_DIR ...`` then counts with it.
 
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+        Usually from :func:`adapt_to_corrections`, whose ``card_`` is written
+        as the card (with the leukosk version).
+    out_dir : path-like
+        The model folder, created if missing; both files are written
+        atomically.
+
     Returns
     -------
     pathlib.Path
         The model file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, numpy as np
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk.corrections import write_adapted_model
+    >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
+    ...     verbose=0, module__width=0.25, module__hidden_units=16).fit(
+    ...     np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 0, 1])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     model = write_adapted_model(clf, d)
+    ...     sorted(p.name for p in pathlib.Path(d).iterdir())
+    ['model.safetensors', 'model_card.json']
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
