@@ -159,7 +159,7 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     >>> rows = ["file,model_class,corrected_class"] + [
     ...     f"{c.parent.name}/{c.name},ig,{c.parent.name}" for c in cells]
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     _ = pathlib.Path(d, "corrections.csv").write_text("\n".join(rows) + "\n")
+    ...     _ = pathlib.Path(d, "corrections.csv").write_text("\\n".join(rows) + "\\n")
     ...     clf = adapt_to_corrections("default", pathlib.Path(d, "corrections.csv"),
     ...                                images=folder, max_epochs=1, tta=False,
     ...                                device="cpu")
