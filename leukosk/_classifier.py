@@ -31,7 +31,7 @@ from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
 from ._persist import check_network, read_model_file, read_network, save_model_file
 from ._precision import amp_dtype, autocast
-from ._runtime import (DevicePlacement, resolve_device, seeded,
+from ._runtime import (DevicePlacement, live_progress, resolve_device, seeded,
                        warn_other_versions)
 from ._training import (FitInterruptedWarning, check_finite_loss,
                         check_sample_weight, interruption_message, weighted_loss)
@@ -372,7 +372,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         if isinstance(self.checkpoint_dir, (str, os.PathLike)):  # set_params may pass junk
             callbacks.append(("checkpoint", AtomicCheckpoint(self.checkpoint_dir)))
         callbacks.append(("print_log", PrintLog()))
-        if np.ndim(self.verbose) == 0 and self.verbose:  # set_params may pass junk
+        if np.ndim(self.verbose) == 0 and self.verbose and live_progress():
+            # a bar redrawn per batch; in a log, the epoch table says enough
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks
 

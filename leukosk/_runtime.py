@@ -1,12 +1,36 @@
 """Where and how reproducibly training runs: device choice and seeding."""
 
 import contextlib
+import sys
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["resolve_device", "seeded", "preserved_rng"]
+__all__ = ["resolve_device", "seeded", "preserved_rng", "live_progress"]
+
+
+def live_progress(stream=None):
+    """Whether a redrawn progress bar can be shown on ``stream`` (stderr).
+
+    True on a terminal and in a Jupyter kernel; False where the output is a
+    file, a pipe (``| tee``) or a CI log, which would keep every redrawn
+    line: there, progress is one line per epoch (skorch's epoch table).
+
+    Examples
+    --------
+    >>> import io
+    >>> from leukosk._runtime import live_progress
+    >>> live_progress(io.StringIO())
+    False
+    """
+    stream = sys.stderr if stream is None else stream
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+    return stream is sys.stderr and "ipykernel" in sys.modules
 
 
 def resolve_device(device):

@@ -83,8 +83,8 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
     Bunch
         ``table``: a list of dicts, one per class (``class``, ``count``,
         ``percent``, ``ci_low``, ``ci_high`` in percent), in ``classes_`` order;
-        ``n_cells``; ``referred`` (names of the referred cells, with their
-        predicted class and set); ``referral`` (how the sets were made);
+        ``n_cells``; ``referred`` (the referred cells: ``name``, ``index``
+        in ``images``, ``predicted`` class and ``set``); ``referral`` (how the sets were made);
         ``labels`` and ``proba`` per cell.
 
     Examples
@@ -124,7 +124,8 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
             in_set = _mapie_sets(sets, images, coverage)
             how = f"conformal sets at {coverage:.0%} (MAPIE, LAC)"
         for i in np.flatnonzero(referred(in_set)):
-            referrals.append({"name": names[i], "predicted": str(labels[i]),
+            referrals.append({"name": names[i], "index": int(i),
+                              "predicted": str(labels[i]),
                               "set": [str(c) for c in classes[in_set[i]]]})
     return Bunch(table=table, n_cells=n, referred=referrals, referral=how,
                  labels=labels, proba=proba, confidence=confidence, classes=classes)

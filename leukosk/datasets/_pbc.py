@@ -143,10 +143,13 @@ def _scan(paths, image_size, n_jobs, verbose):
     """Hash and check (and decode) ``paths`` in threads, with a progress bar."""
     from tqdm.auto import tqdm
 
+    from .._runtime import live_progress
+
     workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(_scan_one, paths, [image_size] * len(paths))
-        results = list(tqdm(results, total=len(paths), disable=not verbose,
+        results = list(tqdm(results, total=len(paths),
+                            disable=not verbose or not live_progress(),
                             desc="decoding" if image_size else "checking",
                             unit="img"))
     digests = [r[0] for r in results]

@@ -1,0 +1,245 @@
+"""Corrections teach the model: a technologist's review, turned into a new model.
+
+The review page (:mod:`leukosk.review`) downloads ``corrections.csv``: one
+row per reviewed cell, ``file`` (its path relative to the counted folder),
+``model_class`` and ``corrected_class`` (equal for a cell the technologist
+confirmed). :func:`adapt_to_corrections` fine-tunes the model that made the
+count on those cells, plus any labelled folders, with the few-shot recipe
+(:func:`leukosk.protocols.few_shot_classifier`); the new model keeps every
+class of the old one, and :func:`write_adapted_model` saves it with a card
+saying what it was adapted from and on how many cells.
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._persist import atomic_path
+
+__all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
+
+COLUMNS = ("file", "model_class", "corrected_class")
+MODEL_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+_FORMULA = tuple("=+-@\t\r")
+
+
+def _field(value):
+    """A field as the page wrote it, without the quote that keeps a
+    spreadsheet from reading it as a formula."""
+    value = value.strip() if value else ""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value
+
+
+def _locate(name, roots, csv_path):
+    for root in roots:
+        path = Path(root) / name
+        if path.is_file():
+            return str(path)
+    raise FileNotFoundError(
+        f"{csv_path}: the cell {name!r} is in none of {[str(r) for r in roots]}; "
+        "pass the folder that was counted (leukosk adapt ... --images FOLDER).")
+
+
+def read_corrections(path, *, images=None):
+    """Read ``corrections.csv`` and find its cells' image files.
+
+    Parameters
+    ----------
+    path : path-like
+        The file the review page downloads.
+    images : path-like, default=None
+        The folder that was counted; the ``file`` column is relative to it.
+        By default, the folder of ``path``, then the current directory.
+
+    Returns
+    -------
+    Bunch
+        ``files`` (paths), ``target`` (corrected classes), ``model_class``,
+        ``n_corrected`` and ``n_confirmed``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from leukosk.corrections import read_corrections
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     Image.new("RGB", (8, 8)).save(f"{d}/a.jpg")
+    ...     _ = pathlib.Path(d, "corrections.csv").write_text(
+    ...         "file,model_class,corrected_class\\na.jpg,ig,monocyte\\n")
+    ...     fixes = read_corrections(pathlib.Path(d, "corrections.csv"))
+    ...     fixes.target.tolist(), fixes.n_corrected, fixes.n_confirmed
+    (['monocyte'], 1, 0)
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} has no column(s) {missing}: it should be the "
+                             "corrections.csv that the review page downloads "
+                             f"(columns {', '.join(COLUMNS)}).")
+        rows = [{k: _field(row[k]) for k in COLUMNS} for row in reader]
+    rows = [row for row in rows if row["file"]]
+    if not rows:
+        raise ValueError(f"{path} lists no cells: correct (or confirm) some on the "
+                         "review page before downloading it.")
+    roots = [images] if images is not None else [path.parent, Path.cwd()]
+    model_class = np.array([row["model_class"] for row in rows])
+    target = np.array([row["corrected_class"] for row in rows])
+    return Bunch(files=np.array([_locate(row["file"], roots, path) for row in rows]),
+                 target=target, model_class=model_class,
+                 n_corrected=int(np.sum(model_class != target)),
+                 n_confirmed=int(np.sum(model_class == target)))
+
+
+def _starting_weights(model):
+    """``few_shot_classifier``'s ``weights`` for a MODEL argument: ``"default"``
+    or a shipped model's name, a model folder, or a model file."""
+    if model in (None, "default"):
+        return "DEFAULT"
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_dir():
+        return str(Path(model) / MODEL_FILE)
+    return model
+
+
+def _labelled_folders(folders):
+    from .datasets import load_pbc
+
+    files, target = [], []
+    for folder in folders:
+        data = load_pbc(folder, verbose=False, cache=False)
+        files += [str(p) for p in data.images]
+        target += [str(t) for t in data.target]
+    return np.array(files, dtype=str), np.array(target, dtype=str)
+
+
+def adapt_to_corrections(model, corrections, *, folders=(), images=None,
+                         random_state=0, **params):
+    """Fine-tune ``model`` on a review's corrected (and confirmed) cells.
+
+    Parameters
+    ----------
+    model : str, path-like or LeukoskWeights
+        The model that made the count: ``"default"`` (the shipped model) or a
+        shipped model's name, a model folder or a ``.safetensors`` file.
+    corrections : path-like or Bunch
+        ``corrections.csv`` from the review page, or :func:`read_corrections`'s
+        result.
+    folders : sequence of path-like, default=()
+        More labelled cells (one subfolder per class) to train on.
+    images : path-like, default=None
+        The counted folder, where the cells of ``corrections`` are.
+    random_state : int or None, default=0
+    **params
+        Parameters of :func:`leukosk.protocols.few_shot_classifier`
+        (``train="head"``, ``max_epochs``, ``lr``, ``tta``, ``device``...).
+
+    Returns
+    -------
+    VGG19LeukocyteClassifier
+        Fitted, with every class of ``model``; ``card_`` says what it was
+        adapted from and on how many cells (what :func:`write_adapted_model`
+        writes beside it).
+
+    Examples
+    --------
+    One bundled cell of each class, reviewed (seven corrected, one confirmed),
+    and a one-epoch fine-tune of the shipped model on them:
+
+    >>> import pathlib, tempfile
+    >>> from leukosk.corrections import adapt_to_corrections
+    >>> from leukosk.datasets import load_pbc_sample
+    >>> cells = [pathlib.Path(p) for p in load_pbc_sample(return_paths=True).images[::20]]
+    >>> folder = cells[0].parents[1]                # the "counted" folder
+    >>> rows = ["file,model_class,corrected_class"] + [
+    ...     f"{c.parent.name}/{c.name},ig,{c.parent.name}" for c in cells]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = pathlib.Path(d, "corrections.csv").write_text("\\n".join(rows) + "\\n")
+    ...     clf = adapt_to_corrections("default", pathlib.Path(d, "corrections.csv"),
+    ...                                images=folder, max_epochs=1, tta=False,
+    ...                                device="cpu")
+    >>> clf.card_["n_cells"], clf.card_["n_corrected"], len(clf.classes_)
+    (8, 7, 8)
+    """
+    from ._pretrained import resolve_leukosk_weights
+    from .protocols import few_shot_classifier
+
+    fixes = corrections if isinstance(corrections, Bunch) else read_corrections(
+        corrections, images=images)
+    extra_files, extra_target = _labelled_folders(folders)
+    X = np.concatenate([np.asarray(fixes.files, dtype=str), extra_files])
+    y = np.concatenate([np.asarray(fixes.target, dtype=str), extra_target])
+    weights = _starting_weights(model)
+    source = resolve_leukosk_weights(weights)
+    if source is None:
+        raise ValueError(f"{model!r} is not a leukosk model: name a model folder, a "
+                         ".safetensors file written by leukosk, or 'default'.")
+    classes = list(source.meta["classes"])
+    unknown = sorted(str(c) for c in set(y) - set(classes))
+    if unknown:
+        raise ValueError(f"class(es) {unknown} are not classes of the model "
+                         f"({', '.join(classes)}); fix the corrected_class column.")
+    clf = few_shot_classifier(source, classes=classes, random_state=random_state,
+                              **params)
+    clf.fit(X, y)
+    recipe = {k: v for k, v in params.items() if k not in ("device", "verbose")}
+    clf.card_ = {
+        "adapted_from": str(source),
+        "recipe": "leukosk.protocols.few_shot_classifier"
+                  + (f" with {recipe}" if recipe else ""),
+        "n_cells": int(len(y)), "n_corrected": fixes.n_corrected,
+        "n_confirmed": fixes.n_confirmed, "n_from_folders": int(len(extra_target)),
+        "folders": [Path(f).name for f in folders],
+        "cells_per_class": {c: int(np.sum(y == c)) for c in classes if np.any(y == c)},
+        "classes": classes}
+    return clf
+
+
+def write_adapted_model(clf, out_dir):
+    """Save an adapted model: ``model.safetensors`` and ``model_card.json``.
+
+    ``leukosk count MODEL_DIR ...`` then counts with it.
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+        Usually from :func:`adapt_to_corrections`, whose ``card_`` is written
+        as the card (with the leukosk version).
+    out_dir : path-like
+        The model folder, created if missing; both files are written
+        atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The model file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, numpy as np
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk.corrections import write_adapted_model
+    >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
+    ...     verbose=0, module__width=0.25, module__hidden_units=16).fit(
+    ...     np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 0, 1])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     model = write_adapted_model(clf, d)
+    ...     sorted(p.name for p in pathlib.Path(d).iterdir())
+    ['model.safetensors', 'model_card.json']
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file; name a folder for the model.")
+    model = Path(clf.save(out / MODEL_FILE))
+    from . import __version__
+
+    card = dict(getattr(clf, "card_", {}), leukosk_version=__version__,
+                model_file=MODEL_FILE)
+    with atomic_path(out / CARD_FILE) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    return model

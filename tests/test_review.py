@@ -1,0 +1,211 @@
+"""The review page: written by ``leukosk count``, used in a real browser.
+
+The browser tests start the system's Chromium (Debian's ``chromium``
+package; ``.ci/run`` installs it) through playwright, headless and offline;
+they are skipped, with the reason, where either is missing.
+"""
+
+import csv
+import json
+import os
+import re
+import shutil
+import time
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from leukosk.cli import main  # noqa: E402
+from leukosk.count import differential_count, wilson_interval  # noqa: E402
+from leukosk.datasets._sample import sample_folder  # noqa: E402
+from leukosk.review import display_names, write_review_page  # noqa: E402
+
+EVIL = "<img src=x onerror=alert(1)>.jpg"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _chromium():
+    for name in (os.environ.get("LEUKOSK_CHROMIUM"), "chromium", "chromium-browser",
+                 "google-chrome"):
+        path = name and shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless system Chromium driven by playwright (skip without either)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install "
+        "'leukosk[test]')")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; "
+                    "or set LEUKOSK_CHROMIUM=/path/to/chrome)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    """``leukosk count default`` on 24 bundled cells and one evilly named file."""
+    root = tmp_path_factory.mktemp("review")
+    folder = root / "sample"
+    for name in ("lymphocyte", "monocyte", "ig"):
+        (folder / name).mkdir(parents=True)
+        for src in sorted((sample_folder() / name).glob("*.jpg"))[:8]:
+            shutil.copyfile(src, folder / name / src.name)
+    shutil.copyfile(next((sample_folder() / "basophil").glob("*.jpg")), folder / EVIL)
+    out = root / "out"
+    assert main(["count", "default", str(folder), "--out", str(out), "--device",
+                 "cpu", "--quiet"]) == 0
+    return folder, out
+
+
+def _open(browser, page_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900},
+                            accept_downloads=True)
+    events = []
+    page.on("dialog", lambda dialog: (events.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda error: events.append(f"error: {error}"))
+    page.on("request", lambda request: None if request.url.startswith("file:") else
+            events.append(f"network: {request.url}"))
+    page.goto(page_path.as_uri())
+    page.wait_for_selector(".grid .cell")
+    return page, events
+
+
+def _shown(page):
+    """The differential as the page shows it: class -> (count, %, interval)."""
+    rows = {}
+    for row in page.locator("#differential tr[data-row]").all():
+        rows[row.locator(".class").inner_text()] = (
+            int(row.locator(".count").inner_text()), row.locator(".percent").inner_text(),
+            row.locator(".interval").inner_text())
+    return rows
+
+
+def _expected(table):
+    return {row["class"]: (row["count"], f"{row['percent']:.1f}",
+                           f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]")
+            for row in table}
+
+
+def test_count_writes_a_self_contained_page(counted):
+    folder, out = counted
+    text = (out / "index.html").read_text()
+    assert EVIL not in text and "<img src=x" not in text  # escaped everywhere
+    assert str(folder) not in text and str(out) not in text  # no machine paths
+    assert "http://" not in text and "https://" not in text  # no CDN
+    for src in re.findall(r'"(?:thumb|image|cam)": "([^"]+)"', text):
+        assert not os.path.isabs(src) and (out / src).is_file()
+    cells = json.loads(re.search(r'id="leukosk-data">(.*?)</script>', text).group(1))
+    assert {cell["name"] for cell in cells["cells"]} >= {EVIL, "ig/" + sorted(
+        p.name for p in (folder / "ig").glob("*.jpg"))[0]}
+    referred = json.loads((out / "count.json").read_text())["referred"]
+    assert cells["referred"] == [row["index"] for row in referred]
+    for i in cells["referred"]:
+        assert (out / cells["cells"][i]["cam"]).is_file()
+        assert len(cells["cells"][i]["top3"]) == 3
+
+
+def test_page_in_a_browser(browser, counted, tmp_path):
+    folder, out = counted
+    page, events = _open(browser, out / "index.html")
+    document = json.loads((out / "count.json").read_text())
+    assert _shown(page) == _expected(document["table"])
+    assert page.locator(".grid .cell").count() == document["n_cells"]
+    assert page.locator("#referred-cells .card").count() == len(document["referred"])
+    # the evil name is shown as text and ran nothing
+    evil = [img for img in page.locator(".grid .cell img").all()
+            if img.get_attribute("alt") == EVIL]
+    assert len(evil) == 1
+    evil[0].click()
+    assert page.locator("#picker .title").inner_text() == EVIL
+    page.click("#close")
+    # reclassify the least confident cell of the largest class
+    largest = max(document["table"], key=lambda row: row["count"])["class"]
+    cell = page.locator(f'.grid[data-class="{largest}"] .cell').first
+    name = cell.get_attribute("title").rsplit(":", 1)[0]
+    cell.click()
+    target = "basophil" if largest != "basophil" else "platelet"
+    page.locator(f'#picker-classes button[data-class="{target}"]').click()
+    moved = page.locator(f'.grid[data-class="{target}"] .cell[title^="{name}:"]')
+    assert moved.count() == 1
+    n, counts = document["n_cells"], {r["class"]: r["count"] for r in document["table"]}
+    counts[largest] -= 1
+    counts[target] += 1
+    shown = _shown(page)
+    for label, k in counts.items():
+        low, high = wilson_interval(k, n, document["confidence"])
+        assert shown[label][0] == k
+        assert float(shown[label][1]) == pytest.approx(100 * k / n, abs=0.051)
+        bounds = [float(v) for v in shown[label][2].strip("[]").split(",")]
+        assert bounds == pytest.approx([100 * low, 100 * high], abs=0.051)
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "corrections.csv"
+    download.value.save_as(saved)
+    with open(saved, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["file", "model_class", "corrected_class"], [name, largest, target]]
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+    assert (tmp_path / "review.png").stat().st_size > 10_000
+    assert events == []  # no alert, no script error, no network request
+    page.close()
+
+
+def test_sign_off_lists_confirmed_cells(browser, counted, tmp_path):
+    _, out = counted
+    page, events = _open(browser, out / "index.html")
+    page.check("#with-confirmed")
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(tmp_path / "all.csv")
+    with open(tmp_path / "all.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == page.locator(".grid .cell").count()
+    assert all(row["model_class"] == row["corrected_class"] for row in rows)
+    assert events == []
+    page.close()
+
+
+def test_two_thousand_cells_stay_responsive(browser, tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (2000, 24, 24, 3), dtype=np.uint8)
+    model = DummyClassifier(strategy="stratified", random_state=0).fit(
+        np.zeros((8, 1)), ["ig", "lymphocyte", "monocyte", "neutrophil"] * 2)
+    start = time.perf_counter()
+    page_path = write_review_page(tmp_path, differential_count(model, X), X)
+    assert time.perf_counter() - start < 60
+    page, events = _open(browser, page_path)
+    start = time.perf_counter()
+    page.locator(".grid .cell").nth(1500).click()
+    page.locator('#picker-classes button[data-class="ig"]').click()
+    assert time.perf_counter() - start < 5
+    assert page.locator("#n-corrected").inner_text() in ("0", "1")
+    assert events == []
+    page.close()
+
+
+def test_library_page_checks_its_input(tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    X = np.zeros((3, 8, 8, 3), np.uint8)
+    count = differential_count(DummyClassifier().fit(np.zeros((2, 1)), ["a", "b"]), X)
+    with pytest.raises(ValueError, match="count has 3 cells but 2 images"):
+        write_review_page(tmp_path, count, X[:2])
+    assert display_names(X) == ["cell 1", "cell 2", "cell 3"]
+    page = write_review_page(tmp_path, count, X, names=["x", "y", "</script>"])
+    assert page.read_text().count("</script>") == 2  # the two real ones
