@@ -9,7 +9,9 @@ bundled sample's images) and, on the images it never saw:
   conformal thresholds (MAPIE) and the lab-shift threshold
   (:func:`leukosk.domain.calibrate_lab_shift`, folders of 100), the second
   measures them: the coverage of the sets, and how often random 100-image
-  folders of unseen PBC images are flagged as another lab;
+  folders of unseen PBC images are flagged as another lab; folders of one
+  class each and patient-like differentials show what the make-up of a
+  folder does to the lab-shift score;
 * the bundled sample (160 images);
 * each ``--lab`` folder: accuracy on its classes with no label and no setting,
   its lab-shift score and how often random folders of 100 (or all, where
@@ -77,6 +79,30 @@ def flagged(clf, images, threshold, n_images=100, n_folders=200, seed=0):
             "score_whole_folder": round(monitor.score, 4)}
 
 
+#: A patient-like differential of 100 white cells (a healthy adult's, roughly).
+PATIENT_MIX = {"neutrophil": 60, "lymphocyte": 30, "monocyte": 6, "eosinophil": 3,
+               "basophil": 1}
+
+
+def composition(clf, images, target, threshold, seed=0):
+    """Folders of unseen PBC images whose make-up is not PBC's: one class
+    each (100 images), and a patient-like differential (50 folders)."""
+    with LabShiftMonitor(clf, per_image=True) as monitor:
+        clf.predict_proba(images)
+    rng = np.random.default_rng(seed)
+    single = {str(c): round(monitor.subset_score(rng.choice(
+        np.flatnonzero(target == c), min(100, int((target == c).sum())), replace=False)), 4)
+        for c in np.unique(target)}
+    mixed = [monitor.subset_score(np.concatenate([
+        rng.choice(np.flatnonzero(target == c), n, replace=False)
+        for c, n in PATIENT_MIX.items()])) for _ in range(50)]
+    return {"single_class_scores": single,
+            "single_class_flagged": sorted(c for c, v in single.items() if v > threshold),
+            "patient_mix": PATIENT_MIX,
+            "patient_mix_flagged": round(float(np.mean(np.array(mixed) > threshold)), 4),
+            "patient_mix_score_max": round(float(np.max(mixed)), 4)}
+
+
 def throughput(clf, files, repeats=3):
     clf.predict_proba(files[:64])  # warm-up
     times = []
@@ -133,7 +159,8 @@ def main(argv=None):
         "calibration": {"quantile": shift.quantile, "margin": shift.margin,
                         "score_max": round(float(shift.scores.max()), 5)},
         "pbc_evaluation_half": flagged(clf, X[evaluation], shift.threshold),
-        "bundled_sample": flagged(clf, sample.images, shift.threshold)}
+        "bundled_sample": flagged(clf, sample.images, shift.threshold),
+        "pbc_test_composition": composition(clf, X[test], y[test], shift.threshold)}
     print(json.dumps(record["lab_shift"]))
     v3_path = Path(args.model)
     for name, lab in labs.items():

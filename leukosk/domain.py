@@ -6,10 +6,14 @@ with high confidence. Batch norm records, in every layer, the mean and
 variance of each channel over the training images. :class:`LabShiftMonitor`
 compares them with the same statistics over a folder's images, gathered while
 the model predicts (no second pass): the mean over layers and channels of the
-divergence between the two Gaussians (the symmetric part of their KL
-divergence is not needed; the KL of the folder's from the training's is). A
-folder from the training lab scores near the training images' level; another
-lab's stain or magnification moves every layer.
+KL divergence of the training statistics' Gaussian from the folder's.
+
+Only the first batch-norm layers count (``LAYERS``): they see colour, stain
+and texture, which change from lab to lab, while deeper layers see cell
+types, so that there a folder of one hospital's neutrophils would look as
+foreign as another lab's images (measured on PBC: a folder of one class
+scores up to 20 times a mixed one in the last layers, hardly more in the
+first three).
 
 The score's scale is the model's own, so each model carries a threshold,
 calibrated on folders of held-out images of its training lab
@@ -26,19 +30,24 @@ from sklearn.utils import Bunch, check_random_state
 from torch import nn
 
 __all__ = ["LabShiftWarning", "LabShiftMonitor", "lab_shift_score",
-           "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift", "MIN_IMAGES"]
+           "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift", "MIN_IMAGES",
+           "LAYERS"]
 
 #: Fewest images for a verdict: fewer give too noisy a score.
 MIN_IMAGES = 20
+
+#: How many of the first batch-norm layers the score uses.
+LAYERS = 3
 
 
 class LabShiftWarning(UserWarning):
     """The images do not look like those the model was trained on."""
 
 
-def _norms(module):
-    return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)
-            and m.running_mean is not None]
+def _norms(module, layers=None):
+    norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)
+             and m.running_mean is not None]
+    return norms[:layers]
 
 
 class LabShiftMonitor:
@@ -51,11 +60,16 @@ class LabShiftMonitor:
     Parameters
     ----------
     clf : fitted VGG19LeukocyteClassifier
+    per_image : bool, default=False
+        Keep each image's statistics, so that :meth:`subset_score` can score
+        any subset without running the model again.
+    layers : int, default=LAYERS
+        How many of the first batch-norm layers count.
 
     Attributes
     ----------
     score : float
-        Mean over batch-norm layers and channels of the KL divergence of the
+        Mean over the layers and their channels of the KL divergence of the
         training statistics' Gaussian from the images' (0 where equal).
     n_images : int
 
@@ -77,9 +91,9 @@ class LabShiftMonitor:
     (True, 8)
     """
 
-    def __init__(self, clf, *, per_image=False):
+    def __init__(self, clf, *, per_image=False, layers=LAYERS):
         clf.check_is_fitted()
-        self.norms = _norms(clf._plain_module())
+        self.norms = _norms(clf._plain_module(), layers)
         if not self.norms:
             raise ValueError("the network has no batch norm (batch_norm=False): a lab "
                              "shift cannot be scored from its statistics.")
@@ -168,7 +182,7 @@ def lab_shift_score(clf, X):
     >>> from leukosk.domain import lab_shift_score
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
     >>> clf = load_pretrained(device="cpu")
-    >>> lab_shift_score(clf, sample.images[:40]) < clf.lab_shift_threshold_
+    >>> lab_shift_score(clf, sample.images[::4]) < clf.lab_shift_threshold_
     True
     """
     with LabShiftMonitor(clf) as monitor:
@@ -177,7 +191,7 @@ def lab_shift_score(clf, X):
 
 
 def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
-                        margin=1.5, random_state=0):
+                        margin=2.0, random_state=0):
     """A threshold from random folders of held-out images of the training lab.
 
     Each image is run once; folder scores come from sums over random subsets
@@ -191,7 +205,7 @@ def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
     X : held-out images of the training lab (never trained on)
     n_images, n_folders : int, default=100, 200
     quantile : float, default=0.99
-    margin : float, default=1.5
+    margin : float, default=2.0
     random_state : int, RandomState or None, default=0
 
     Returns
@@ -263,7 +277,7 @@ def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
     >>> from leukosk.datasets._sample import sample_folder
     >>> from leukosk.domain import check_lab_shift
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
-    >>> check_lab_shift(load_pretrained(device="cpu"), sample.images[:40]).shifted
+    >>> check_lab_shift(load_pretrained(device="cpu"), sample.images[::4]).shifted
     False
     """
     threshold = threshold if threshold is not None else getattr(
@@ -318,7 +332,7 @@ def watch_lab_shift(clf, n_images, *, where="these images"):
     >>> clf = load_pretrained(device="cpu")
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
     >>> with watch_lab_shift(clf, 40, where="the sample") as verdict:
-    ...     labels = clf.predict(sample.images[:40])
+    ...     labels = clf.predict(sample.images[::4])
     >>> verdict.shifted
     False
     """

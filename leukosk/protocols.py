@@ -275,11 +275,12 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     device : str, default="auto"
     **params
         Classifier parameters overriding the recipe (``max_epochs``, ``lr``,
-        ``classes``...). Where the lab's cells fill the frame, pass
-        ``module__crop=1.0``: the shipped model keeps the central 60 % of
-        PBC's wide fields, which cuts such cells (on the tecom set, 10-shot
-        accuracy of the first shipped model, without TTA, 88 % with the whole
-        image against 63 % with the crop).
+        ``classes``...). The default model (V3) finds the cell in each image
+        and needs no crop setting. Starting from V1 or V2, which keep the
+        central 60 % of PBC's wide fields, pass ``module__crop=1.0`` where
+        the lab's cells fill the frame (on the tecom set, 10-shot accuracy of
+        V1, without TTA, 88 % with the whole image against 63 % with the
+        crop).
 
     Returns
     -------
