@@ -242,9 +242,11 @@ def _swap_into_place(new, out):
 
 
 def _fsync_tree(folder):
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
+    """Flush every file under ``folder`` (subfolders included) to disk."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
