@@ -41,7 +41,7 @@ def blobs(n_per_class, size=64, seed=0, radius=5):
 def trained():
     X, y, _ = blobs(30)
     return VGG19LeukocyteClassifier(
-        weights=None, batch_norm=True, image_size=64, max_epochs=30, batch_size=20,
+        weights=None, batch_norm=True, image_size=64, max_epochs=30, batch_size=16,
         lr=2e-3, head_lr_multiplier=1.0, optimizer=torch.optim.AdamW,
         optimizer__weight_decay=0.0, module__width=0.25, module__hidden_units=32,
         module__dropout=0.0, module__pool_size=1, verbose=0, random_state=0,
