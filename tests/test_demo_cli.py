@@ -96,5 +96,5 @@ def test_progress_is_one_line_per_epoch_in_a_log(capsys):
 def test_python_dash_m_help():
     out = subprocess.run([sys.executable, "-m", "leukosk", "demo", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    out = " ".join(out.split())  # argparse wraps lines at the terminal's width
+    out = " ".join(out.split())  # argparse wraps the description
     assert "bundled PBC" in out and "--epochs" in out and "review page" in out
