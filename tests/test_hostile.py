@@ -266,8 +266,13 @@ def test_ctrl_c_while_count_writes_keeps_the_previous_result(sample, tmp_path, c
         return draw(count)
 
     monkeypatch.setattr(leukosk.reports, "plot_differential_count", interrupted)
-    assert main(["count", "default", str(sample), "--out", str(out),
-                 "--confidence", "0.9"]) == 130
+    # pytest-xdist's workers ignore SIGINT; a user's shell delivers it as Ctrl-C
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["count", "default", str(sample), "--out", str(out),
+                     "--confidence", "0.9"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     assert "nothing was written" in capsys.readouterr().err
     assert _snapshot(out) == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["count"]  # no leftovers
