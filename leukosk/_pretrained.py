@@ -113,7 +113,8 @@ def _pbc_64px_meta(*, recipe, summary, file_bytes, metrics, fit_minutes, thresho
                    width=0.25, view="centre", n_train=10082,
                    excluded="the 160 images of the bundled sample (kept unseen) and 12 "
                             "duplicate copies",
-                   calibration="the 160 bundled images", lab_shift=None):
+                   calibration="the 160 bundled images", lab_shift=None,
+                   machine="AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1"):
     """``meta`` of a shipped VGG-19-BN at 64 px trained on PBC.
 
     What every such member shares (classes, input, network, data, machine,
@@ -138,7 +139,7 @@ def _pbc_64px_meta(*, recipe, summary, file_bytes, metrics, fit_minutes, thresho
                  "n_train": n_train, "excluded": excluded,
                  "file_bytes": file_bytes, "dtype": "float16"},
         "metrics": metrics,
-        "machine": "AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1",
+        "machine": machine,
         "fit_minutes": fit_minutes,
         "license": ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief "
                     "30, 2020, doi:10.17632/snkd93bnjr.1); weights distributed with "
@@ -260,6 +261,8 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                      "stratified 80/20 split (random_state=0; test, calibration), the "
                      "160 images of the bundled sample and 12 duplicate copies",
             calibration="1,024 images of the 20 % side (the calibration half)",
+            machine="AMD EPYC, 2 cores (AVX2 and AVX512-BF16), no GPU; float32; "
+                    "torch 2.14.1",
             metrics={
                 "split_80_20": {
                     "description": "this model on the 2,049 images of the 20 % side "
