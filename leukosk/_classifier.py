@@ -9,7 +9,6 @@ groups (``_optim.py``), divergence and interruption (``_training.py``),
 checkpoints (``_checkpoint.py``), files (``_persist.py``).
 """
 
-import math
 import os
 import warnings
 
@@ -29,7 +28,7 @@ from ._labels import (check_same_classes, check_targets, class_weights, encode,
                       learn_classes)
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ._persist import check_network, read_model_file, read_network, save_model_file
+from ._persist import check_network, read_model_file, save_model_file
 from ._precision import amp_dtype, autocast
 from ._runtime import (DevicePlacement, live_progress, resolve_device, seeded,
                        warn_other_versions)
@@ -731,7 +730,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
             No such file; or not a readable, unaltered leukosk model (see
             :doc:`/persistence`).
         """
-        state, config, classes, history = read_model_file(path)
+        state, config, classes, history, network = read_model_file(path)
         config.update(params)
         try:
             model = cls(**config)
@@ -749,11 +748,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
                              f"describe ({str(exc).splitlines()[0]}); save the model "
                              "again.") from exc
         model.history_ = History(history)
-        threshold = (read_network(path)[1] or {}).get("lab_shift_threshold")
+        threshold = (network or {}).get("lab_shift_threshold")  # checked on reading
         if threshold is not None:
-            if not isinstance(threshold, (int, float)) or not 0 <= threshold < math.inf:
-                raise ValueError(f"{str(path)!r} holds lab_shift_threshold={threshold!r}; "
-                                 "a finite, non-negative number is expected. The file is "
-                                 "damaged or crafted: use the original.")
             model.lab_shift_threshold_ = float(threshold)
         return model

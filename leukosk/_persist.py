@@ -13,6 +13,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -293,12 +294,7 @@ def _check_integrity(path, state, metadata):
 
 def read_network(path):
     """``(classes, network settings or None)`` of a model file, checked."""
-    from safetensors import safe_open
-
-    state, _, classes, _ = read_model_file(path)  # every check, before trusting it
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        metadata = f.metadata()
-    network = json.loads(metadata["network"]) if "network" in metadata else None
+    state, _, classes, _, network = read_model_file(path)
     return classes, network, state
 
 
@@ -322,6 +318,9 @@ def read_model_file(path):
     config : dict
     classes : ndarray
     history : list of dict
+    network : dict or None
+        The network's settings and preprocessing (None in files of older
+        leukosk versions), checked against the tensors.
 
     Raises
     ------
@@ -360,7 +359,7 @@ def read_model_file(path):
                          "the model again.") from exc
     if network is not None:
         _check_network_metadata(path, network, len(classes), state)
-    return state, config, classes, history
+    return state, config, classes, history, network
 
 
 def _check_network_metadata(path, network, n_classes, state):
@@ -375,6 +374,11 @@ def _check_network_metadata(path, network, n_classes, state):
             caller_name="the model file's network")
         settings = {"batch_norm": bool(network["batch_norm"]), "module": module,
                     "image_size": network["image_size"]}
+        threshold = network.get("lab_shift_threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+                threshold, (int, float)) or not 0 <= threshold < math.inf):
+            raise ValueError(f"lab_shift_threshold={threshold!r} is not a finite, "
+                             "non-negative number")
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{str(path)!r} has broken network settings ({exc}); the "
                          "file is damaged or crafted: use the original.") from None

@@ -98,23 +98,24 @@ class LabShiftMonitor:
             raise ValueError("the network has no batch norm (batch_norm=False): a lab "
                              "shift cannot be scored from its statistics.")
         self.per_image = per_image
-        self._sums = [[] for _ in self.norms]
+        self._sums = [[] for _ in self.norms]  # per layer: (n or 1, 2, channels)
+        self._counts = []
         self._handles = []
 
     def _hook(self, index):
         def record(norm, inputs, output):
             x = inputs[0].detach().float()
-            sums = torch.stack([x.sum(dim=(2, 3)), (x * x).sum(dim=(2, 3))], dim=1)
-            sums = sums.double().cpu() / (x.shape[2] * x.shape[3])
-            self._sums[index].append(sums if self.per_image else sums.sum(0, keepdim=True))
-            if not self.per_image:  # keep one running total
-                self._sums[index] = [torch.cat(self._sums[index]).sum(0, keepdim=True)]
+            sums = torch.stack([x.mean(dim=(2, 3)), (x * x).mean(dim=(2, 3))], dim=1)
+            sums = sums.double().cpu()
+            if not self.per_image:  # one running total
+                sums = sum(self._sums[index], sums.sum(0, keepdim=True))
+                self._sums[index].clear()
+            self._sums[index].append(sums)
             if index == 0:
                 self._counts.append(len(x))
         return record
 
     def __enter__(self):
-        self._counts = []
         self._handles = [norm.register_forward_hook(self._hook(i))
                          for i, norm in enumerate(self.norms)]
         return self
@@ -128,10 +129,7 @@ class LabShiftMonitor:
     @property
     def n_images(self):
         """Images seen (views, under test-time augmentation)."""
-        return int(sum(getattr(self, "_counts", [])))
-
-    def _stacked(self, layer):
-        return torch.cat(self._sums[layer])
+        return int(sum(self._counts))
 
     def subset_score(self, index=None):
         """The score of the images ``index`` only (``per_image=True``)."""
@@ -139,7 +137,7 @@ class LabShiftMonitor:
             return float("nan")
         layers = []
         for layer, norm in enumerate(self.norms):
-            sums = self._stacked(layer)
+            sums = torch.cat(self._sums[layer])
             if index is not None:
                 sums = sums[torch.as_tensor(np.asarray(index))]
             n = self.n_images if index is None or not self.per_image else len(index)

@@ -93,6 +93,14 @@ def test_threshold_is_saved_with_the_model(fitted, tmp_path):
     finally:
         del clf.lab_shift_threshold_
     assert VGG19LeukocyteClassifier.load(path).lab_shift_threshold_ == 0.123
+    for bad in (float("nan"), -1.0, float("inf")):  # a damaged or crafted file
+        clf.lab_shift_threshold_ = bad
+        try:
+            bad_path = clf.save(tmp_path / "bad.safetensors")
+        finally:
+            del clf.lab_shift_threshold_
+        with pytest.raises(ValueError, match="lab_shift_threshold"):
+            VGG19LeukocyteClassifier.load(bad_path)
     assert not hasattr(VGG19LeukocyteClassifier.load(clf.save(tmp_path / "n.safetensors")),
                        "lab_shift_threshold_")
 
