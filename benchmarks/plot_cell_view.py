@@ -7,7 +7,7 @@ folder and class, the share of images in which a nucleus was found and the
 median side of the square (fraction of the image).
 
     python benchmarks/plot_cell_view.py ../shared/data/PBC_dataset_normal_DIB \\
-        --lab ../shared/data/other_labs/tecom --out docs/results/cell_view.png
+        --lab ../shared/data/other_labs/tecom --out docs/results/cell_view.jpg
 """
 
 import argparse
@@ -52,7 +52,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("--lab", action="append", default=[])
-    p.add_argument("--out", default="cell_view.png")
+    p.add_argument("--out", default="cell_view.jpg")
     p.add_argument("--per-class", type=int, default=3)
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -83,7 +83,7 @@ def main(argv=None):
         axes[2 * r, c].set_title(title, fontsize=5)
         axes[2 * r + 1, c].imshow(view)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(args.out, dpi=72, pil_kwargs={"quality": 85})
     print(f"wrote {args.out}")
 
 
