@@ -54,7 +54,7 @@ def main(argv=None):
                                   processes=True, host="127.0.0.1",
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
-        client.run(lambda: __import__("leukosk._classifier"))  # warm imports
+        client.run(lambda: __import__("leukosk.classifier._classifier"))  # warm imports
         start = time.perf_counter()
         on_dask = fit_on_dask(make_search(args), X, y, client=client)
         dask_s = time.perf_counter() - start

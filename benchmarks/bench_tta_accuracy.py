@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
 from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
-from leukosk._images import check_images
+from leukosk.utils._images import check_images
 
 
 def unique_images(folder):

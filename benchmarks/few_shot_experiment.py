@@ -20,7 +20,7 @@ import warnings
 from _common import pick_device
 
 from leukosk import VGG19LeukocyteClassifier
-from leukosk._pretrained import resolve_leukosk_weights
+from leukosk.weights._shipped import resolve_leukosk_weights
 from leukosk.adapt import adapt_batch_norm
 from leukosk.datasets import PBCDataWarning, load_pbc
 from leukosk.model_selection import few_shot_scores, score_present_classes

@@ -2,7 +2,7 @@
 
 For three random images per class of a PBC folder and of each ``--lab``
 folder: the image (resized to the model's decode size) above the square
-:func:`leukosk._cellview.locate_cells` keeps, resized to 64 px. Prints, per
+:func:`leukosk.nn._cellview.locate_cells` keeps, resized to 64 px. Prints, per
 folder and class, the share of images in which a nucleus was found and the
 median side of the square (fraction of the image).
 
@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from leukosk._cellview import crop_boxes, locate_cells  # noqa: E402
-from leukosk.datasets import PBCDataWarning, load_pbc  # noqa: E402
+from leukosk.nn._cellview import crop_boxes, locate_cells
+from leukosk.datasets import PBCDataWarning, load_pbc
 
 SIZE = 128
 

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from leukosk._images import decode_image  # noqa: E402
+from leukosk.utils._images import decode_image
 
 
 def first_image(folder):

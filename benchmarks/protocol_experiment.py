@@ -17,7 +17,7 @@ import time
 from _common import load_folder, pick_device, precision_name
 from sklearn.metrics import accuracy_score, f1_score
 
-from leukosk._weights import resolve_weights, weights_cache_path
+from leukosk.weights._imagenet import resolve_weights, weights_cache_path
 from leukosk.protocols import jarjees2022
 from leukosk.reports import write_report
 

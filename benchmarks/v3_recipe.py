@@ -26,7 +26,7 @@ import numpy as np
 from _common import pick_device
 from sklearn.metrics import accuracy_score, f1_score
 
-from leukosk._vgg import decode_size
+from leukosk.nn._vgg import decode_size
 from leukosk.datasets import PBCDataWarning, load_pbc
 from leukosk.datasets._sample import sample_folder
 from leukosk.model_selection import score_present_classes, stratified_group_split

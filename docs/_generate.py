@@ -38,7 +38,7 @@ def _subcommands(parser):
 
 def cli_reference():
     """reStructuredText for every ``leukosk`` command, from its parser."""
-    from leukosk.cli import EXTRAS, build_parser
+    from leukosk.cli._main import EXTRAS, build_parser
 
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "88"  # argparse wraps help at the terminal's width

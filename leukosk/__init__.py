@@ -32,24 +32,24 @@ no files beyond its own and does not import torch, skorch or scikit-learn.
 
 import importlib
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 _LAZY = {
-    "VGG19LeukocyteClassifier": "._classifier",
-    "LeukocyteVGG": "._vgg",
-    "RandomReflectRotate": "._augment",
-    "AugmentedImages": "._augment",
-    "WeightsUnavailableError": "._weights",
-    "RandomScaleCrop": "._labshift",
-    "RandomStainJitter": "._labshift",
-    "RandomColorJitter": "._labshift",
-    "RandomBlur": "._labshift",
-    "RandomJPEG": "._labshift",
-    "Augmentations": "._labshift",
-    "LeukoskWeights": "._pretrained",
-    "load_pretrained": "._pretrained",
-    "NonFiniteLossError": "._training",
-    "FitInterruptedWarning": "._training",
+    "VGG19LeukocyteClassifier": ".classifier._classifier",
+    "LeukocyteVGG": ".nn._vgg",
+    "RandomReflectRotate": ".augmentation._augment",
+    "AugmentedImages": ".augmentation._augment",
+    "WeightsUnavailableError": ".weights._imagenet",
+    "RandomScaleCrop": ".augmentation._labshift",
+    "RandomStainJitter": ".augmentation._labshift",
+    "RandomColorJitter": ".augmentation._labshift",
+    "RandomBlur": ".augmentation._labshift",
+    "RandomJPEG": ".augmentation._labshift",
+    "Augmentations": ".augmentation._labshift",
+    "LeukoskWeights": ".weights._shipped",
+    "load_pretrained": ".classifier._pretrained",
+    "NonFiniteLossError": ".classifier._training",
+    "FitInterruptedWarning": ".classifier._training",
 }
 _SUBMODULES = ("adapt", "callbacks", "count", "datasets", "domain", "explain",
                "model_selection", "protocols", "reports", "uncertainty")

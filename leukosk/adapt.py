@@ -11,7 +11,7 @@ new lab's unlabelled images and changes nothing else.
 import torch
 from torch import nn
 
-from ._images import check_images, chw_batch
+from .utils._images import check_images, chw_batch
 
 __all__ = ["adapt_batch_norm"]
 

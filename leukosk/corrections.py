@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._persist import atomic_path
+from .utils._files import atomic_path
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
 
@@ -166,7 +166,7 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     >>> clf.card_["n_cells"], clf.card_["n_corrected"], len(clf.classes_)
     (8, 7, 8)
     """
-    from ._pretrained import resolve_leukosk_weights
+    from .weights._shipped import resolve_leukosk_weights
     from .protocols import few_shot_classifier
 
     fixes = corrections if isinstance(corrections, Bunch) else read_corrections(
@@ -236,7 +236,7 @@ def write_adapted_model(clf, out_dir):
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file; name a folder for the model.")
     model = Path(clf.save(out / MODEL_FILE))
-    from . import __version__
+    from ._version import __version__
 
     card = dict(getattr(clf, "card_", {}), leukosk_version=__version__,
                 model_file=MODEL_FILE)

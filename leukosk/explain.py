@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._images import check_images, chw_batch
-from ._labels import encode
-from ._precision import autocast
+from .utils._images import check_images, chw_batch
+from .utils._labels import encode
+from .utils._precision import autocast
 
 __all__ = ["grad_cam"]
 

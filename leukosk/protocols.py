@@ -107,8 +107,8 @@ def jarjees2022(*, weights="IMAGENET1K_V1", batch_size=10, random_state=None,
     >>> jarjees2022(batch_size=80).estimator.lr  # 8x the batch, 8x the rate
     0.0008
     """
-    from ._augment import RandomReflectRotate
-    from ._classifier import VGG19LeukocyteClassifier
+    from .augmentation._augment import RandomReflectRotate
+    from .classifier._classifier import VGG19LeukocyteClassifier
     from .model_selection import PaperSplit
 
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -179,9 +179,9 @@ def leukosk2026(*, weights=None, random_state=None, device="auto", **params):
     """
     import torch
 
-    from ._augment import RandomReflectRotate
-    from ._classifier import VGG19LeukocyteClassifier
-    from ._schedule import OneCycle
+    from .augmentation._augment import RandomReflectRotate
+    from .classifier._classifier import VGG19LeukocyteClassifier
+    from .callbacks._schedule import OneCycle
     from .model_selection import StratifiedGroupSplit
 
     peak = params.pop("lr", 2e-3)
@@ -297,10 +297,10 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     """
     import torch
 
-    from ._augment import RandomReflectRotate
-    from ._classifier import VGG19LeukocyteClassifier
-    from ._pretrained import resolve_leukosk_weights
-    from ._schedule import OneCycle
+    from .augmentation._augment import RandomReflectRotate
+    from .classifier._classifier import VGG19LeukocyteClassifier
+    from .weights._shipped import resolve_leukosk_weights
+    from .callbacks._schedule import OneCycle
 
     if train not in ("all", "head"):
         raise ValueError(f"train={train!r}: use 'all' or 'head'.")
@@ -354,9 +354,9 @@ def lab_shift_augmentations(random_state=None):
     >>> augment.augment(np.zeros((2, 16, 16, 3), np.uint8)).shape
     (2, 16, 16, 3)
     """
-    from ._augment import RandomReflectRotate
-    from ._labshift import (Augmentations, RandomBlur, RandomColorJitter, RandomJPEG,
-                            RandomScaleCrop, RandomStainJitter)
+    from .augmentation._augment import RandomReflectRotate
+    from .augmentation._labshift import (Augmentations, RandomBlur, RandomColorJitter,
+                                         RandomJPEG, RandomScaleCrop, RandomStainJitter)
 
     return Augmentations([
         ("reflect_rotate", RandomReflectRotate()),

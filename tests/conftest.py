@@ -25,7 +25,7 @@ def amp_warning():
     emulated (no AVX512-BF16 or AMX), nothing where it is native or on a GPU."""
     import contextlib
 
-    from leukosk._precision import cpu_has_bf16
+    from leukosk.utils._precision import cpu_has_bf16
 
     if TEST_DEVICE != "cpu" or cpu_has_bf16():
         return contextlib.nullcontext()

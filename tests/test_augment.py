@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from conftest import assert_same_fit_output
 
 from leukosk import AugmentedImages, RandomReflectRotate, VGG19LeukocyteClassifier
-from leukosk._augment import dihedral_views, reflect_rotate
+from leukosk.augmentation._augment import dihedral_views, reflect_rotate
 
 batches = st.tuples(st.integers(1, 3), st.sampled_from([1, 3]),
                     st.integers(2, 12), st.integers(2, 12))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from leukosk._images import decode_image
+from leukosk.utils._images import decode_image
 from leukosk.datasets import CacheWarning, PBCDataWarning, load_pbc
 from leukosk.datasets import _cache
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leukosk import VGG19LeukocyteClassifier
-from leukosk._cellview import crop_boxes, locate_cells
-from leukosk._vgg import LeukocyteVGG, decode_size
+from leukosk.nn._cellview import crop_boxes, locate_cells
+from leukosk.nn._vgg import LeukocyteVGG, decode_size
 
 SIZE = 120
 

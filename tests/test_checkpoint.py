@@ -12,7 +12,7 @@ import pytest
 from skorch.callbacks import Callback
 
 from leukosk import FitInterruptedWarning, VGG19LeukocyteClassifier
-from leukosk._checkpoint import latest_checkpoint
+from leukosk.io._checkpoint import latest_checkpoint
 
 
 class CrashAfter(Callback):
@@ -128,7 +128,7 @@ _SAVE_THEN_DIE = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import FAST, make_images
     from leukosk import VGG19LeukocyteClassifier
-    from leukosk import _checkpoint
+    from leukosk.io import _checkpoint
     real = _checkpoint._write_files
     def dying(net, folder):
         if len(net.history) == 2:

@@ -8,7 +8,7 @@ from PIL import Image
 from sklearn.exceptions import NotFittedError
 
 from leukosk import VGG19LeukocyteClassifier
-from leukosk._vgg import HEAD_PREFIX
+from leukosk.nn._vgg import HEAD_PREFIX
 
 
 def test_fit_predict_proba_score_with_string_labels(tiny, fast):

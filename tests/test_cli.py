@@ -9,8 +9,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from leukosk import VGG19LeukocyteClassifier  # noqa: E402
-from leukosk.cli import build_parser, main  # noqa: E402
+from leukosk import VGG19LeukocyteClassifier
+from leukosk.cli import build_parser, main
 
 TINY = ["--weights", "none", "--image-size", "32", "--epochs", "1",
         "--batch-size", "4", "--hidden-units", "16", "--width", "0.25", "--device", "cpu",

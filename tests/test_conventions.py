@@ -12,9 +12,8 @@ from skorch.helper import predefined_split
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from leukosk import (NonFiniteLossError, RandomReflectRotate,
-                     VGG19LeukocyteClassifier)
-from leukosk._vgg import HEAD_PREFIX
+from leukosk import NonFiniteLossError, RandomReflectRotate, VGG19LeukocyteClassifier
+from leukosk.nn._vgg import HEAD_PREFIX
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
-from leukosk import VGG19LeukocyteClassifier  # noqa: E402
-from leukosk.cli import main  # noqa: E402
-from leukosk.corrections import (adapt_to_corrections, read_corrections,  # noqa: E402
-                                 write_adapted_model)
+from leukosk import VGG19LeukocyteClassifier
+from leukosk.cli import main
+from leukosk.corrections import adapt_to_corrections, read_corrections, write_adapted_model
 
 
 def _shifted(src, dst):

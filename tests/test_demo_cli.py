@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from leukosk import VGG19LeukocyteClassifier
-from leukosk._demo import format_review_report, run_review_demo
+from leukosk.cli._demo import format_review_report, run_review_demo
 from leukosk.cli import main
 from leukosk.datasets import load_pbc_sample
 
@@ -50,7 +50,7 @@ def test_review_demo_writes_page_model_and_figure(demo):
 
 
 def test_cli_demo_and_errors(tmp_path, capsys, monkeypatch):
-    import leukosk._demo as demo_module
+    import leukosk.cli._demo as demo_module
 
     calls = {}
 

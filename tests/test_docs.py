@@ -177,7 +177,7 @@ def test_cli_reference_covers_every_command_and_option():
         import _generate
     finally:
         sys.path.remove(str(ROOT / "docs"))
-    from leukosk.cli import EXTRAS, build_parser
+    from leukosk.cli._main import EXTRAS, build_parser
 
     text = _generate.cli_reference()
     commands = _generate._subcommands(build_parser())

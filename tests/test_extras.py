@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from leukosk import cli
+from leukosk.cli import _main as cli
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def _nan_weights(metadata, tensors):
         if value.is_floating_point():
             value.fill_(float("nan"))
             break
-    from leukosk._persist import _digest
+    from leukosk.io._model_file import _digest
 
     metadata["sha256"] = _digest(tensors, metadata)  # consistent, but NaN
 
@@ -124,7 +124,7 @@ def test_damaged_model_files_give_one_line(trained, tmp_path, capsys, damage, fr
 
 
 def test_newer_leukosk_version_warns(trained, tmp_path, capsys):
-    from leukosk._persist import _digest
+    from leukosk.io._model_file import _digest
 
     data, _, _ = trained
     model = _copy_model(trained, tmp_path)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conftest import amp_warning
 
 from leukosk import RandomReflectRotate, VGG19LeukocyteClassifier
-from leukosk._dataset import DeviceBatches, ImageDataset
+from leukosk.classifier._dataset import DeviceBatches, ImageDataset
 
 
 def _conv_output_dtypes(clf, X):
@@ -180,7 +180,7 @@ def test_compiled_model_trains_saves_and_loads(tiny, fast, tmp_path):
 
 
 def test_emulated_bfloat16_on_this_cpu_is_warned_about(tiny, fast):
-    from leukosk._precision import amp_dtype, cpu_has_bf16
+    from leukosk.utils._precision import amp_dtype, cpu_has_bf16
 
     if cpu_has_bf16():
         pytest.skip("this CPU computes bfloat16 natively")

@@ -282,7 +282,7 @@ def test_names_that_are_not_utf8_or_formulas_are_written_safely(sample, plain_mo
                                                                 tmp_path, monkeypatch):
     import csv
 
-    from leukosk import cli
+    from leukosk.cli import _main as cli
     from leukosk.uncertainty import ConformalSets
 
     out = tmp_path / "count"
@@ -303,7 +303,7 @@ def test_names_that_are_not_utf8_or_formulas_are_written_safely(sample, plain_mo
 
 def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     target = tmp_path / "count.csv"
-    code = ("import os, signal; from leukosk._persist import atomic_path\n"
+    code = ("import os, signal; from leukosk.io._model_file import atomic_path\n"
             f"with atomic_path({str(target)!r}) as tmp:\n"
             "    tmp.write_text('half')\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -312,7 +312,7 @@ def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     assert killed.returncode == -9
     (leftover,) = tmp_path.iterdir()
     assert leftover.name.startswith(".count.csv.") and leftover.suffix == ".tmp"
-    from leukosk._persist import atomic_path
+    from leukosk.utils._files import atomic_path
 
     with atomic_path(target) as tmp:
         tmp.write_text("whole")
@@ -374,7 +374,7 @@ def test_hostile_class_and_file_names_are_escaped_in_csv_and_terminal(hostile_mo
                  ["count", str(hostile_model), str(data), "--out", str(out)]):
         with pytest.warns(PBCDataWarning) as record:
             assert main(argv) == 0
-        from leukosk.cli import _format_warning
+        from leukosk.cli._main import _format_warning
 
         stdout, stderr = capsys.readouterr()
         stderr += _format_warning(record[0].message, PBCDataWarning)
@@ -392,7 +392,7 @@ def test_hostile_class_and_file_names_are_escaped_in_csv_and_terminal(hostile_mo
 # -- 15: metadata checked against the tensors, bounded -------------------------------------
 
 def _recheck(metadata, tensors):
-    from leukosk._persist import _digest
+    from leukosk.io._model_file import _digest
 
     metadata["sha256"] = _digest(tensors, metadata)  # a forger recomputes it
 
@@ -532,7 +532,7 @@ def test_the_last_layer_reuses_each_known_class(labels, new, tmp_path, fast):
     import torch
 
     from conftest import make_images
-    from leukosk._vgg import HEAD_PREFIX
+    from leukosk.nn._vgg import HEAD_PREFIX
 
     X, _ = make_images(n_per_class=4, classes=("a", "b"))
     model = tmp_path / "m.safetensors"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from leukosk._images import check_images, decode_image, resize_batch
+from leukosk.utils._images import check_images, decode_image, resize_batch
 
 
 @pytest.mark.parametrize("shape, hint", [

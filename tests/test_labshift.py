@@ -15,7 +15,7 @@ from sklearn.utils import estimator_checks as checks
 from leukosk import (Augmentations, RandomBlur, RandomColorJitter, RandomJPEG,
                      RandomReflectRotate, RandomScaleCrop, RandomStainJitter,
                      VGG19LeukocyteClassifier)
-from leukosk._augment import TrainingAugmentation
+from leukosk.augmentation._augment import TrainingAugmentation
 
 AUGMENTERS = [RandomScaleCrop(), RandomStainJitter(), RandomColorJitter(), RandomBlur(),
               RandomJPEG(),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from leukosk import VGG19LeukocyteClassifier
-from leukosk import _persist
+from leukosk.io import _model_file as _persist
 
 
 def test_save_load_round_trip(tiny, fast, tmp_path):

@@ -104,7 +104,7 @@ def test_sample_accuracy_is_the_recorded_one(shipped):
 
 
 def test_a_damaged_file_is_refused(tmp_path, monkeypatch):
-    import leukosk._pretrained as pretrained
+    import leukosk.weights._shipped as pretrained
 
     copy = tmp_path / LeukoskWeights.DEFAULT.path.name
     data = bytearray(LeukoskWeights.DEFAULT.path.read_bytes())

@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from leukosk.reports import (PAPER_CLASSES, PAPER_CONFUSION, evaluation_report,  # noqa: E402
-                             paper_metrics, plot_confusion_matrix,
-                             plot_training_curves, report_markdown, write_report)
+from leukosk.reports import (PAPER_CLASSES, PAPER_CONFUSION, evaluation_report,
+                             paper_metrics, plot_confusion_matrix, plot_training_curves,
+                             report_markdown, write_report)
 
 
 def paper_predictions():
@@ -106,7 +106,7 @@ def test_trust_figures_and_report(tmp_path):
 
     from leukosk import VGG19LeukocyteClassifier
     from leukosk.count import differential_count
-    from leukosk.reports import (plot_differential_count, trust_report, write_report)
+    from leukosk.reports import plot_differential_count, trust_report, write_report
 
     X, y = make_images(n_per_class=12, seed=3)
     clf = VGG19LeukocyteClassifier(**dict(FAST, max_epochs=2)).fit(X[::2], y[::2])

@@ -18,10 +18,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from leukosk.cli import main  # noqa: E402
-from leukosk.count import differential_count, wilson_interval  # noqa: E402
-from leukosk.datasets._sample import sample_folder  # noqa: E402
-from leukosk.review import display_names, write_review_page  # noqa: E402
+from leukosk.cli import main
+from leukosk.count import differential_count, wilson_interval
+from leukosk.datasets._sample import sample_folder
+from leukosk.review._page import display_names, write_review_page
 
 EVIL = "<img src=x onerror=alert(1)>.jpg"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -9,8 +9,8 @@ import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, vgg19
 
 from leukosk import VGG19LeukocyteClassifier, WeightsUnavailableError
-from leukosk._vgg import LeukocyteVGG
-from leukosk._weights import resolve_weights, weights_cache_path
+from leukosk.nn._vgg import LeukocyteVGG
+from leukosk.weights._imagenet import resolve_weights, weights_cache_path
 
 
 @pytest.fixture(scope="module")

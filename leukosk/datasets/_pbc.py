@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 
-from .._images import image_error, resize_batch, rgb_array
+from ..utils._images import image_error, resize_batch, rgb_array
 from ._cache import CacheWarning, read_entry, scan_key, write_entry
 from ._classes import PBC_CLASSES
 from ._home import get_data_home
@@ -143,7 +143,7 @@ def _scan(paths, image_size, n_jobs, verbose):
     """Hash and check (and decode) ``paths`` in threads, with a progress bar."""
     from tqdm.auto import tqdm
 
-    from .._runtime import live_progress
+    from ..utils._runtime import live_progress
 
     workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:

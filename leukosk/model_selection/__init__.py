@@ -4,8 +4,7 @@ lab's images (out of the box and after k-shot adaptation)."""
 
 from ._dask import fit_on_dask
 from ._few_shot import few_shot_scores, score_present_classes
-from ._split import (PaperSplit, StratifiedGroupSplit, paper_split,
-                     stratified_group_split)
+from ._split import PaperSplit, StratifiedGroupSplit, paper_split, stratified_group_split
 
 __all__ = ["fit_on_dask", "paper_split", "stratified_group_split", "PaperSplit",
            "StratifiedGroupSplit", "few_shot_scores", "score_present_classes"]

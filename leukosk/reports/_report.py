@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score,
                              classification_report, confusion_matrix)
 
-from .._persist import atomic_path
+from ..utils._files import atomic_path
 from ._paper import paper_metrics
 
 __all__ = ["evaluation_report", "report_markdown", "write_report"]

@@ -160,7 +160,7 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
     cams, _ = grad_cam(clf, shown)
     titles = [f"true {r['true']}\npred {r['predicted']} (p_true {r['p_true']:.2f})"
               for r in rows]
-    from .._images import image_arrays
+    from ..utils._images import image_arrays
 
     return plot_grad_cam(image_arrays(shown), cams, titles=titles, ncols=ncols), rows
 
@@ -188,7 +188,7 @@ def plot_differential_count(count, *, ax=None, title=None):
     -------
     matplotlib.figure.Figure
     """
-    from .._output import printable
+    from ..utils._output import printable
 
     plt = _pyplot()
     table = count.table

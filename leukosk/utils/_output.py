@@ -43,7 +43,7 @@ def printable(text):
 
     Examples
     --------
-    >>> from leukosk._output import printable
+    >>> from leukosk.utils._output import printable
     >>> printable("cell\\x1b]0;owned\\x07.jpg")
     'cell\\\\x1b]0;owned\\\\x07.jpg'
     """
@@ -62,7 +62,7 @@ def csv_cell(text):
 
     Examples
     --------
-    >>> from leukosk._output import csv_cell
+    >>> from leukosk.utils._output import csv_cell
     >>> csv_cell("=HYPERLINK(\\"http://x\\")"), csv_cell("cell1.jpg")
     ('\\'=HYPERLINK("http://x")', 'cell1.jpg')
     """
@@ -75,7 +75,7 @@ def safe_name(text):
 
     Examples
     --------
-    >>> from leukosk._output import safe_name
+    >>> from leukosk.utils._output import safe_name
     >>> safe_name("/../../victim/x"), safe_name("band neutrophil"), safe_name("..")
     ('victim_x', 'band_neutrophil', '_')
     """
@@ -265,7 +265,7 @@ def replaced_folder(out, owned):
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> from leukosk._output import replaced_folder
+    >>> from leukosk.utils._output import replaced_folder
     >>> with tempfile.TemporaryDirectory() as d:
     ...     out = pathlib.Path(d, "result")
     ...     for text in ("first", "second"):

@@ -11,7 +11,7 @@ downloads ``corrections.csv`` (``file``, ``model_class``,
 ``corrected_class``), which ``leukosk adapt`` (:func:`leukosk.corrections.
 adapt_to_corrections`) turns into a better model.
 
-Plain HTML and a short script (:mod:`leukosk._review_template`): no server,
+Plain HTML and a short script (:mod:`leukosk.review._template`): no server,
 no network, nothing from the user's files is ever parsed as HTML.
 """
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._images import check_images, decode_image
-from ._persist import atomic_path
-from ._review_template import SCRIPT, STYLE
+from ..utils._images import check_images, decode_image
+from ..utils._files import atomic_path
+from ._template import SCRIPT, STYLE
 
 __all__ = ["write_review_page", "display_names"]
 
@@ -85,7 +85,7 @@ def _write_cells(folder, images, count, clf, sizes):
         pixels = _pixels(images, i)
         _save_jpeg(pixels, folder / f"{i:06d}_large.jpg", large_size)
         if cams is not None:
-            from .reports import overlay
+            from ..reports import overlay
 
             _save_jpeg(overlay(pixels, cams[k]), folder / f"{i:06d}_gradcam.jpg",
                        large_size)
@@ -95,7 +95,7 @@ def _write_cells(folder, images, count, clf, sizes):
 def _grad_cams(clf, images, indices):
     if clf is None or not indices or not hasattr(clf, "module_"):
         return None
-    from .explain import grad_cam
+    from ..explain import grad_cam
 
     subset = images[indices] if isinstance(images, np.ndarray) else [
         images[i] for i in indices]

@@ -9,14 +9,11 @@ settings or weights changed), one with NaN weights, or one from a newer
 format is refused with a message saying so.
 """
 
-import contextlib
-import glob
 import hashlib
 import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,7 +21,9 @@ import numpy as np
 import torch
 from torchvision.models import WeightsEnum
 
-__all__ = ["atomic_path", "save_model_file", "read_model_file", "read_network",
+from ..utils._files import atomic_path
+
+__all__ = ["TrainedWeights", "ModelFileWeights", "save_model_file", "read_model_file", "read_network",
            "is_model_file", "jsonable", "FORMAT"]
 
 FORMAT = "leukosk-model/1"
@@ -33,53 +32,10 @@ _AUGMENTER = "__augmenter__"
 MAX_CLASSES = 1000
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; move it into place on success.
-
-    The temporary file is in the same folder (same filesystem), so the final
-    :func:`os.replace` is atomic: readers see the old file or the new one,
-    never a half-written one, and a crash leaves the old file intact. The
-    temporary name holds the writer's process id: temporary files of killed
-    writers are removed by the next write. The file gets the permissions
-    ``open()`` would give it (``0o666`` less the umask).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from leukosk._persist import atomic_path
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     target = pathlib.Path(d, "out.txt")
-    ...     with atomic_path(target) as tmp:
-    ...         _ = tmp.write_text("done")
-    ...     target.read_text()
-    'done'
-    """
-    from ._output import _umask, dead_writer
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        if dead_writer(old.name, f".{path.name}."):  # left by a killed writer
-            old.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
-                               suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _augmenter_classes():
     """leukosk's own augmenters by name (a file can only name these)."""
-    from . import _labshift  # noqa: F401 - defines the lab-shift augmenters
-    from ._augment import BatchAugmentation
+    from ..augmentation import _labshift
+    from ..augmentation._augment import BatchAugmentation
 
     found, todo = {}, [BatchAugmentation]
     while todo:
@@ -96,11 +52,11 @@ def jsonable(value):
     Weights enums become their name, paths strings, NumPy scalars numbers,
     and leukosk's augmenters ``{"__augmenter__": name, "params": {...}}``.
     """
-    from ._augment import BatchAugmentation
+    from ..augmentation._augment import BatchAugmentation
 
     if isinstance(value, WeightsEnum):
         return value.name
-    from ._pretrained import TrainedWeights
+    from ._model_file import TrainedWeights
 
     if isinstance(value, TrainedWeights):
         return str(value)
@@ -186,37 +142,6 @@ def _checked_classes(encoded, state):
     return classes
 
 
-def check_network(path, settings, n_classes, state):
-    """Check the network ``settings`` describe against the file's tensors.
-
-    The network is built on PyTorch's ``meta`` device (shapes only, nothing
-    allocated): settings that ask for more than the tensors hold (a hidden
-    layer of 10**6 units, say) are refused before any memory is used.
-    """
-    from ._vgg import LeukocyteVGG
-
-    image_size = settings.get("image_size")
-    if not isinstance(image_size, int) or not 1 <= image_size <= 4096:
-        raise ValueError(f"{str(path)!r} asks for image_size={image_size!r}; a model "
-                         "file may ask for an integer from 1 to 4096. The file is "
-                         "damaged or crafted: use the original.")
-    try:
-        with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in LeukocyteVGG(
-                n_classes, batch_norm=settings["batch_norm"], image_size=image_size,
-                **settings["module"]).state_dict().items()}
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise ValueError(f"{str(path)!r} has network settings leukosk cannot build "
-                         f"({exc}); the file is damaged or crafted.") from None
-    theirs = {k: tuple(v.shape) for k, v in state.items()}
-    if shapes != theirs:
-        wrong = sorted(k for k in set(shapes) | set(theirs) if shapes.get(k) != theirs.get(k))
-        raise ValueError(
-            f"{str(path)!r}: its settings do not match its tensors ({wrong[0]}: "
-            f"{theirs.get(wrong[0])} in the file, {shapes.get(wrong[0])} by the "
-            "settings); the file is damaged or crafted: use the original.")
-
-
 def _digest(tensors, metadata):
     """SHA-256 over the metadata (but itself) and every tensor's name and bytes."""
     digest = hashlib.sha256(json.dumps(
@@ -283,7 +208,7 @@ def _check_integrity(path, state, metadata):
             f"{str(path)!r} holds NaN or infinite weights ({', '.join(bad[:3])}): "
             "the training that made it diverged. Train again with a smaller "
             "learning rate.")
-    from . import __version__
+    from .._version import __version__
 
     made_by = metadata.get("leukosk_version", "0")
     if _version_tuple(made_by)[:2] > _version_tuple(__version__)[:2]:
@@ -358,28 +283,83 @@ def read_model_file(path):
         raise ValueError(f"{str(path)!r} has broken model metadata ({exc}); save "
                          "the model again.") from exc
     if network is not None:
-        _check_network_metadata(path, network, len(classes), state)
+        _check_network_fields(path, network)
     return state, config, classes, history, network
 
 
-def _check_network_metadata(path, network, n_classes, state):
-    from ._params import MODULE_CONSTRAINTS
-    from sklearn.utils._param_validation import validate_parameter_constraints
+class TrainedWeights:
+    """Weights of a trained leukosk model: a shipped one or a saved file.
 
-    try:
-        module = dict(network["module"])
-        validate_parameter_constraints(
-            {k: MODULE_CONSTRAINTS[k] for k in module if k in MODULE_CONSTRAINTS},
-            {k: v for k, v in module.items() if k in MODULE_CONSTRAINTS},
-            caller_name="the model file's network")
-        settings = {"batch_norm": bool(network["batch_norm"]), "module": module,
-                    "image_size": network["image_size"]}
-        threshold = network.get("lab_shift_threshold")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(
-                threshold, (int, float)) or not 0 <= threshold < math.inf):
-            raise ValueError(f"lab_shift_threshold={threshold!r} is not a finite, "
-                             "non-negative number")
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{str(path)!r} has broken network settings ({exc}); the "
-                         "file is damaged or crafted: use the original.") from None
-    check_network(path, settings, n_classes, state)
+    Subclasses provide ``meta`` (``classes``, ``image_size``,
+    ``preprocessing``, ``architecture``) and ``get_state_dict()``; the
+    classifier then builds the matching network (see ``implied_settings``)
+    and starts its last layer from the units of the classes both share.
+    """
+
+
+class ModelFileWeights(TrainedWeights):
+    """A model file written by ``VGG19LeukocyteClassifier.save``, as weights.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.safetensors`` model file (checked like ``load`` checks it).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk.io._model_file import ModelFileWeights
+    >>> X = np.zeros((4, 32, 32, 3), np.uint8)
+    >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
+    ...     verbose=0, module__width=0.25, module__hidden_units=16).fit(X, [0, 1, 0, 1])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     weights = ModelFileWeights(clf.save(pathlib.Path(d, "m.safetensors")))
+    ...     weights.meta["image_size"], weights.meta["classes"]
+    (32, ('0', '1'))
+    """
+
+    def __init__(self, path):
+        from ._model_file import read_network
+
+        classes, network, state = read_network(path)
+        if network is None:
+            raise ValueError(f"{str(path)!r} was saved by an older leukosk without its "
+                             "network settings; load it and save it again.")
+        self.path = Path(path)
+        self.name = str(path)
+        self._state = state
+        self.network = network
+        self.meta = {
+            "classes": tuple(str(c) for c in classes),
+            "image_size": network["image_size"],
+            "preprocessing": {k: network["preprocessing"][k] for k in ("crop", "mean", "std")},
+            "architecture": {"batch_norm": network["batch_norm"],
+                             "module": dict(network["module"])},
+        }
+
+    def get_state_dict(self):
+        """The network's tensors (float32, on the CPU)."""
+        return {k: v.float() if v.is_floating_point() else v for k, v in self._state.items()}
+
+    def __str__(self):
+        return self.name
+
+
+def _check_network_fields(path, network):
+    """The file's ``network`` metadata has the fields of the format, typed.
+
+    The settings' bounds and their match with the tensors are the network's
+    to check (:func:`leukosk.nn.check_network_metadata`), before it is built.
+    """
+    threshold = network.get("lab_shift_threshold") if isinstance(network, dict) else None
+    if not isinstance(network, dict) or not isinstance(network.get("module"), dict) \
+            or not all(k in network for k in ("batch_norm", "image_size")):
+        problem = "the network settings lack fields of the format"
+    elif threshold is not None and (isinstance(threshold, bool) or not isinstance(
+            threshold, (int, float)) or not 0 <= threshold < math.inf):
+        problem = f"lab_shift_threshold={threshold!r} is not a finite, non-negative number"
+    else:
+        return
+    raise ValueError(f"{str(path)!r} has broken network settings ({problem}); the "
+                     "file is damaged or crafted: use the original.")

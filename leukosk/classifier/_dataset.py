@@ -7,8 +7,8 @@ import torch
 from skorch.dataset import ValidSplit
 from skorch.utils import data_from_dataset, is_dataset
 
-from ._images import check_images, decode_image, resize_batch
-from ._labels import check_targets, encode
+from ..utils._images import check_images, decode_image, resize_batch
+from ..utils._labels import check_targets, encode
 
 __all__ = ["ImageDataset", "DeviceBatches", "ImageInput", "in_memory", "fits_on_device",
            "split_targets"]
@@ -33,7 +33,7 @@ class ImageDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     X : ndarray of shape (n, H, W, 3) or list of str
-        Output of :func:`leukosk._images.check_images`.
+        Output of :func:`leukosk.utils._images.check_images`.
     targets : ndarray of shape (n,) of int, default=None
         Encoded class indices.
     image_size : int, default=224
@@ -46,7 +46,7 @@ class ImageDataset(torch.utils.data.Dataset):
     Examples
     --------
     >>> import numpy as np
-    >>> from leukosk._dataset import ImageDataset
+    >>> from leukosk.classifier._dataset import ImageDataset
     >>> ds = ImageDataset(np.zeros((4, 10, 12, 3), np.uint8), np.arange(4))
     >>> image, target = ds[1]
     >>> image.shape, image.dtype, int(target)
@@ -144,7 +144,7 @@ class DeviceBatches:
     Examples
     --------
     >>> import numpy as np
-    >>> from leukosk._dataset import DeviceBatches, ImageDataset
+    >>> from leukosk.classifier._dataset import DeviceBatches, ImageDataset
     >>> ds = ImageDataset(np.zeros((5, 8, 8, 3), np.uint8), np.arange(5))
     >>> [tuple(xb.shape) for xb, yb in DeviceBatches(ds, 2, False, "cpu")]
     [(2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 8)]
@@ -233,7 +233,7 @@ class ImageInput:
     """skorch's data hooks for image inputs (a mixin of the classifier).
 
     ``X`` is an image array or a list of paths (checked by
-    :func:`~leukosk._images.check_images`), ``y`` the class labels; datasets
+    :func:`~leukosk.utils._images.check_images`), ``y`` the class labels; datasets
     are :class:`ImageDataset` (labels for skorch's splits and scorers,
     encoded targets for the loss); in-memory arrays are batched on the
     device (``data_on_device``); a validation set comes from ``validation``

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 
-from ._images import check_images
+from ..utils._images import check_images
 
 __all__ = ["BatchAugmentation", "RandomReflectRotate", "AugmentedImages",
            "TrainingAugmentation", "split_augmented", "reflect_rotate",
@@ -85,7 +85,7 @@ def reflect_rotate(images, flip_horizontal, flip_vertical, angles, fill="reflect
     Examples
     --------
     >>> import torch
-    >>> from leukosk._augment import reflect_rotate
+    >>> from leukosk.augmentation._augment import reflect_rotate
     >>> x = torch.arange(4, dtype=torch.uint8).view(1, 1, 2, 2)
     >>> no = torch.tensor([False]); yes = torch.tensor([True])
     >>> reflect_rotate(x, yes, no, torch.tensor([0.0]))[0, 0].tolist()
@@ -127,7 +127,7 @@ def dihedral_views(images):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._augment import dihedral_views
+    >>> from leukosk.augmentation._augment import dihedral_views
     >>> len(dihedral_views(torch.zeros(2, 3, 4, 4)))
     8
     """
@@ -423,7 +423,7 @@ class TrainingAugmentation:
     --------
     >>> import torch
     >>> from leukosk import RandomReflectRotate
-    >>> from leukosk._augment import TrainingAugmentation
+    >>> from leukosk.augmentation._augment import TrainingAugmentation
     >>> augmentation = TrainingAugmentation(RandomReflectRotate(random_state=0))
     >>> augmentation(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)).shape
     torch.Size([2, 3, 8, 8])

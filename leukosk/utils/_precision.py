@@ -39,7 +39,7 @@ def amp_dtype(amp, device):
 
     Examples
     --------
-    >>> from leukosk._precision import amp_dtype
+    >>> from leukosk.utils._precision import amp_dtype
     >>> amp_dtype(True, "cpu")
     torch.bfloat16
     >>> amp_dtype(False, "cpu") is None
@@ -91,7 +91,7 @@ def autocast(device, dtype):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._precision import autocast
+    >>> from leukosk.utils._precision import autocast
     >>> with autocast("cpu", torch.bfloat16):
     ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
     torch.bfloat16

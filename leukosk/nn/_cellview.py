@@ -78,7 +78,7 @@ def locate_cells(images, *, threshold=0.55, scale=1.8, min_side=0.35, max_side=1
     Examples
     --------
     >>> import torch
-    >>> from leukosk._cellview import locate_cells
+    >>> from leukosk.nn._cellview import locate_cells
     >>> image = torch.full((1, 3, 100, 100), 230, dtype=torch.uint8)
     >>> image[:, :, 10:30, 60:80] = 40          # a dark 20 px "nucleus"
     >>> boxes, found = locate_cells(image)
@@ -132,7 +132,7 @@ def crop_boxes(images, boxes, size):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._cellview import crop_boxes
+    >>> from leukosk.nn._cellview import crop_boxes
     >>> x = torch.arange(16.0).view(1, 1, 4, 4)
     >>> crop_boxes(x, torch.tensor([[0.5, 0.5, 1.0, 1.0]]), 2)[0, 0].tolist()
     [[10.0, 11.0], [14.0, 15.0]]
@@ -173,7 +173,7 @@ def background_white(images, quantile=0.9):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._cellview import background_white
+    >>> from leukosk.nn._cellview import background_white
     >>> yellow = torch.tensor([255, 250, 160], dtype=torch.uint8).view(1, 3, 1, 1)
     >>> background_white(yellow.expand(1, 3, 8, 8)).flatten().tolist()
     [1.0, 0.98039..., 0.62745...]

@@ -12,12 +12,14 @@ import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from ._augment import dihedral_views
+from ..augmentation._augment import dihedral_views
 from ._cellview import background_white, crop_boxes, locate_cells
-from ._images import resize_batch
-from ._weights import load_state_dict, normalization, resolve_weights
+from ..utils._images import resize_batch
+from ..io._model_file import ModelFileWeights
+from ._settings import check_module_settings
+from ..weights._imagenet import load_state_dict, normalization, resolve_weights
 
-__all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size"]
+__all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size", "check_network", "check_network_metadata"]
 
 #: Parameter-name prefix of the replaced last layer inside ``LeukocyteVGG``.
 HEAD_PREFIX = "backbone.classifier.6."
@@ -218,14 +220,14 @@ class LeukocyteVGG(nn.Module):
         ``"centre"`` keeps the central ``crop`` of every image. ``"cell"``
         finds the white cell (its stained nucleus) in each image and keeps a
         square around it sized by the nucleus
-        (:func:`leukosk._cellview.locate_cells`), so that wide fields and
+        (:func:`leukosk.nn._cellview.locate_cells`), so that wide fields and
         tight crops of other labs give the network the same view; images
         without a nucleus (platelets) fall back to the central ``crop``.
     cell_scale : float, default=1.8
         With ``view="cell"``: the square's side in nucleus extents.
     white_balance : bool, default=False
         Divide each image by its background colour (the 90th percentile of
-        each channel, :func:`leukosk._cellview.background_white`) before
+        each channel, :func:`leukosk.nn._cellview.background_white`) before
         the dataset normalisation: a lab's lamp, camera and background tint
         go, the stain's colours stay.
     classes : list of str, default=None
@@ -255,6 +257,9 @@ class LeukocyteVGG(nn.Module):
                  cell_scale=1.8, white_balance=False):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
+        if isinstance(resolved, ModelFileWeights):  # a file from anywhere: check first
+            check_network_metadata(resolved.path, resolved.network,
+                                   len(resolved.meta["classes"]), resolved.get_state_dict())
         state = load_state_dict(resolved, progress=progress)
         backbone = _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size)
         if state is not None:
@@ -290,3 +295,53 @@ class LeukocyteVGG(nn.Module):
         batch = torch.cat(views).contiguous(memory_format=self.memory_format)
         logits = self.backbone(batch).float().unflatten(0, (len(views), len(x)))
         return torch.log(torch.softmax(logits, dim=2).mean(dim=0))
+
+
+def check_network(path, settings, n_classes, state):
+    """Check the network ``settings`` describe against the file's tensors.
+
+    The network is built on PyTorch's ``meta`` device (shapes only, nothing
+    allocated): settings that ask for more than the tensors hold (a hidden
+    layer of 10**6 units, say) are refused before any memory is used.
+    """
+    image_size = settings.get("image_size")
+    if not isinstance(image_size, int) or not 1 <= image_size <= 4096:
+        raise ValueError(f"{str(path)!r} asks for image_size={image_size!r}; a model "
+                         "file may ask for an integer from 1 to 4096. The file is "
+                         "damaged or crafted: use the original.")
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in LeukocyteVGG(
+                n_classes, batch_norm=settings["batch_norm"], image_size=image_size,
+                **settings["module"]).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise ValueError(f"{str(path)!r} has network settings leukosk cannot build "
+                         f"({exc}); the file is damaged or crafted.") from None
+    theirs = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != theirs:
+        wrong = sorted(k for k in set(shapes) | set(theirs) if shapes.get(k) != theirs.get(k))
+        raise ValueError(
+            f"{str(path)!r}: its settings do not match its tensors ({wrong[0]}: "
+            f"{theirs.get(wrong[0])} in the file, {shapes.get(wrong[0])} by the "
+            "settings); the file is damaged or crafted: use the original.")
+
+
+def check_network_metadata(path, network, n_classes, state):
+    """Check a model file's network settings (its ``network`` metadata) against
+    their bounds, then against the file's tensors (:func:`check_network`).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: the settings are out of bounds or do not describe
+        the tensors (a damaged or crafted file).
+    """
+    try:
+        module = dict(network["module"])
+        check_module_settings(module, "the model file's network")
+        settings = {"batch_norm": bool(network["batch_norm"]), "module": module,
+                    "image_size": network["image_size"]}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r} has broken network settings ({exc}); the "
+                         "file is damaged or crafted: use the original.") from None
+    check_network(path, settings, n_classes, state)

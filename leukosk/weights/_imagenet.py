@@ -75,11 +75,11 @@ def implied_settings(weights):
 
     Examples
     --------
-    >>> from leukosk._weights import implied_settings
+    >>> from leukosk.weights._imagenet import implied_settings
     >>> implied_settings("IMAGENET1K_V1")
     {'batch_norm': None, 'image_size': 224, 'module': {}}
     """
-    from ._pretrained import resolve_leukosk_weights
+    from ._shipped import resolve_leukosk_weights
 
     member = resolve_leukosk_weights(weights)
     if member is not None:
@@ -113,13 +113,13 @@ def resolve_weights(weights, batch_norm=False):
 
     Examples
     --------
-    >>> from leukosk._weights import resolve_weights
+    >>> from leukosk.weights._imagenet import resolve_weights
     >>> resolve_weights("IMAGENET1K_V1")
     VGG19_Weights.IMAGENET1K_V1
     >>> resolve_weights(None) is None
     True
     """
-    from ._pretrained import resolve_leukosk_weights
+    from ._shipped import resolve_leukosk_weights
 
     if weights is None:
         return None
@@ -163,7 +163,7 @@ def weights_cache_path(enum_member):
 
     Examples
     --------
-    >>> from leukosk._weights import resolve_weights, weights_cache_path
+    >>> from leukosk.weights._imagenet import resolve_weights, weights_cache_path
     >>> weights_cache_path(resolve_weights("IMAGENET1K_V1")).name
     'vgg19-dcbb9e9d.pth'
     """
@@ -173,7 +173,7 @@ def weights_cache_path(enum_member):
 
 def normalization(weights):
     """Mean and std the images are normalised with (from the weights)."""
-    from ._pretrained import TrainedWeights
+    from ..io._model_file import TrainedWeights
 
     if isinstance(weights, TrainedWeights):
         preprocessing = weights.meta["preprocessing"]
@@ -275,7 +275,7 @@ def load_state_dict(weights, progress=False):
     -------
     dict of str to torch.Tensor, or None
     """
-    from ._pretrained import TrainedWeights
+    from ..io._model_file import TrainedWeights
 
     if weights is None:
         return None

@@ -66,7 +66,7 @@ def check_images(X, *, check_files=True):
     Examples
     --------
     >>> import numpy as np
-    >>> from leukosk._images import check_images
+    >>> from leukosk.utils._images import check_images
     >>> check_images(np.zeros((2, 8, 8, 3), dtype=np.uint8)).shape
     (2, 8, 8, 3)
     >>> check_images(np.zeros((2, 8, 8), dtype=np.uint8))
@@ -136,7 +136,7 @@ def image_problem(path):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from leukosk._images import image_problem
+    >>> from leukosk.utils._images import image_problem
     >>> with tempfile.TemporaryDirectory() as d:
     ...     empty = pathlib.Path(d, "cell.jpg")
     ...     _ = empty.write_bytes(b"")
@@ -170,7 +170,7 @@ def image_error(exc):
     Examples
     --------
     >>> from PIL import UnidentifiedImageError
-    >>> from leukosk._images import image_error
+    >>> from leukosk.utils._images import image_error
     >>> image_error(UnidentifiedImageError("cannot identify image file"))
     'not an image'
     """
@@ -320,7 +320,7 @@ def decode_image(path):
     --------
     >>> import tempfile, numpy as np
     >>> from PIL import Image
-    >>> from leukosk._images import decode_image
+    >>> from leukosk.utils._images import decode_image
     >>> with tempfile.TemporaryDirectory() as d:
     ...     Image.new("L", (5, 4)).save(d + "/gray.png")
     ...     decode_image(d + "/gray.png").shape
@@ -353,7 +353,7 @@ def resize_batch(images, size):
     Examples
     --------
     >>> import torch
-    >>> from leukosk._images import resize_batch
+    >>> from leukosk.utils._images import resize_batch
     >>> resize_batch(torch.zeros(2, 3, 36, 40, dtype=torch.uint8), 32).shape
     torch.Size([2, 3, 32, 32])
     """

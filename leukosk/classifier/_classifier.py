@@ -20,22 +20,24 @@ from skorch.callbacks import (EpochScoring, EpochTimer, PassthroughScoring,
 from skorch.history import History
 from skorch.utils import is_dataset, to_device, to_tensor
 
-from ._augment import TrainingAugmentation, split_augmented
-from ._checkpoint import AtomicCheckpoint, load_checkpoint
+from ..augmentation._augment import TrainingAugmentation, split_augmented
+from ..callbacks._checkpoint import AtomicCheckpoint
+from ..io._checkpoint import load_checkpoint
 from ._dataset import ImageDataset, ImageInput, split_targets
-from ._images import check_images
-from ._labels import (check_same_classes, check_targets, class_weights, encode,
-                      learn_classes)
+from ..utils._images import check_images
+from ..utils._labels import (check_same_classes, check_targets, class_weights, encode,
+                             learn_classes)
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ._persist import check_network, read_model_file, save_model_file
-from ._precision import amp_dtype, autocast
-from ._runtime import (DevicePlacement, live_progress, resolve_device, seeded,
-                       warn_other_versions)
-from ._training import (FitInterruptedWarning, check_finite_loss,
-                        check_sample_weight, interruption_message, weighted_loss)
-from ._vgg import LeukocyteVGG, decode_size
-from ._weights import implied_settings
+from ..nn._vgg import check_network
+from ..io._model_file import read_model_file, save_model_file
+from ..utils._precision import amp_dtype, autocast
+from ._device import DevicePlacement, warn_other_versions
+from ..utils._runtime import live_progress, resolve_device, seeded
+from ._training import (FitInterruptedWarning, check_finite_loss, check_sample_weight,
+                        interruption_message, weighted_loss)
+from ..nn._vgg import LeukocyteVGG, decode_size
+from ..weights._imagenet import implied_settings
 
 __all__ = ["VGG19LeukocyteClassifier"]
 
@@ -661,7 +663,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
     def __getstate__(self):
         from sklearn import __version__ as sklearn_version
 
-        from . import __version__
+        from .._version import __version__
 
         state = super().__getstate__()
         state["_sklearn_version"] = sklearn_version
@@ -695,7 +697,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         -------
         path : str or path-like
         """
-        from . import __version__
+        from .._version import __version__
 
         self.check_is_fitted()
         network = dict(self.network_settings(),

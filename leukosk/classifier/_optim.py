@@ -11,7 +11,7 @@ those rules, instead of skorch's default of one value for all groups.
 
 import inspect
 
-from ._vgg import HEAD_PREFIX
+from ..nn._vgg import HEAD_PREFIX
 
 __all__ = ["param_groups", "register_group_setters", "optimizer_kwargs"]
 

@@ -38,10 +38,11 @@ def run_shipped_demo(out_dir="leukosk-demo", *, weights="DEFAULT", device="auto"
         ``accuracy``, ``n``, ``confusion_matrix``, ``classes``, ``seconds``,
         ``model`` (the member's name), ``figure``.
     """
-    from ._pretrained import LeukoskWeights, load_pretrained, resolve_leukosk_weights
-    from .datasets import load_pbc_sample
-    from .reports import plot_confusion_matrix
-    from .reports._report import save_figure
+    from ..weights._shipped import LeukoskWeights, resolve_leukosk_weights
+    from ..classifier._pretrained import load_pretrained
+    from ..datasets import load_pbc_sample
+    from ..reports import plot_confusion_matrix
+    from ..reports._report import save_figure
 
     start = time.perf_counter()
     member = LeukoskWeights[resolve_leukosk_weights(weights).name]
@@ -78,7 +79,7 @@ def format_shipped_report(result):
 
 def _write_corrections(path, names, predicted, truth):
     """A review's ``corrections.csv``, as the review page downloads it."""
-    from ._persist import atomic_path
+    from ..utils._files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
@@ -89,10 +90,10 @@ def _write_corrections(path, names, predicted, truth):
 
 def _review(out_dir, clf, paths, root):
     """The count of ``paths`` (one sample) and its review page."""
-    from ._pretrained import LeukoskWeights
-    from .count import differential_count
-    from .review import display_names, write_review_page
-    from .uncertainty import ConformalSets
+    from ..weights._shipped import LeukoskWeights
+    from ..count import differential_count
+    from ..review._page import display_names, write_review_page
+    from ..uncertainty import ConformalSets
 
     sets = ConformalSets(LeukoskWeights.DEFAULT.meta["conformal"]["thresholds"])
     count = differential_count(clf, paths, sets=sets)
@@ -135,13 +136,13 @@ def run_review_demo(out_dir="leukosk-demo", *, max_epochs=10, random_state=0,
         ``fit_seconds``, ``seconds``, ``confusion_matrix``, ``classes``,
         ``figure``, ``model``.
     """
-    from ._pretrained import load_pretrained
-    from .corrections import adapt_to_corrections, write_adapted_model
-    from .datasets import load_pbc_sample
-    from .datasets._sample import sample_folder
-    from .reports import plot_confusion_matrix
-    from .reports._report import save_figure
-    from .review import display_names
+    from ..classifier._pretrained import load_pretrained
+    from ..corrections import adapt_to_corrections, write_adapted_model
+    from ..datasets import load_pbc_sample
+    from ..datasets._sample import sample_folder
+    from ..reports import plot_confusion_matrix
+    from ..reports._report import save_figure
+    from ..review._page import display_names
 
     start, out = time.perf_counter(), Path(out_dir)
     paths, y = load_pbc_sample(return_paths=True, return_X_y=True)

@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._output import output_path, printable
+from ..utils._output import output_path, printable
 
 __all__ = ["main", "build_parser"]
 
@@ -64,7 +64,7 @@ def _learning_rate(value):
 
 def _level(value):
     """A confidence level from the command line: a number in (0, 1)."""
-    from .count import check_level
+    from ..count import check_level
 
     try:
         return check_level(value, "level")
@@ -80,8 +80,8 @@ class Interrupted(Exception):
 def _check_out_dir(path, inputs=(), option="--out"):
     """``--out``/``--report`` must be a writable folder (or not exist yet),
     outside the inputs: checked before any work, so that hours of training
-    are not lost at the end (see :func:`leukosk._output.check_output_folder`)."""
-    from ._output import check_output_folder
+    are not lost at the end (see :func:`leukosk.utils._output.check_output_folder`)."""
+    from ..utils._output import check_output_folder
 
     return check_output_folder(path, inputs, option)
 
@@ -138,7 +138,7 @@ def _add_training_options(parser, *, paper_defaults):
 
 
 def _load_folder(path, quiet, cache=True):
-    from .datasets import load_pbc
+    from ..datasets import load_pbc
 
     data = load_pbc(path, verbose=not quiet, cache=cache)
     if len(data.target) == 0:
@@ -162,7 +162,7 @@ def _interruption_reported():
 
 
 def _not_interrupted(clf):
-    from ._training import interruption_message
+    from ..classifier._training import interruption_message
 
     if clf.interrupted_:
         raise Interrupted(interruption_message(clf) + " The model was not saved.")
@@ -170,7 +170,7 @@ def _not_interrupted(clf):
 
 
 def _interrupted_warning():
-    from ._training import FitInterruptedWarning
+    from ..classifier._training import FitInterruptedWarning
 
     return FitInterruptedWarning
 
@@ -180,13 +180,13 @@ def _train(args):
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
     params = _classifier_overrides(args)
     if args.protocol != "none":
-        from .protocols import PROTOCOLS
+        from ..protocols import PROTOCOLS
 
         recipe = PROTOCOLS[args.protocol](**params)
         clf = recipe.estimator
     else:
-        from ._augment import RandomReflectRotate
-        from ._classifier import VGG19LeukocyteClassifier
+        from ..augmentation._augment import RandomReflectRotate
+        from ..classifier._classifier import VGG19LeukocyteClassifier
 
         if not args.no_augment:
             params["augment"] = RandomReflectRotate(random_state=args.seed)
@@ -200,8 +200,8 @@ def _train(args):
 
 
 def _curves(clf, folder):
-    from .reports import plot_training_curves
-    from .reports._report import save_figure
+    from ..reports import plot_training_curves
+    from ..reports._report import save_figure
 
     return save_figure(plot_training_curves(clf.history_),
                        Path(folder) / "training_curves")
@@ -228,8 +228,9 @@ def _is_model(item):
 def _load_model(model, device, tta=False):
     """A fitted classifier, and a line naming it: ``model`` is a model folder
     or file, or ``"default"`` (or a shipped model's name) for a shipped one."""
-    from ._classifier import VGG19LeukocyteClassifier
-    from ._pretrained import LeukoskWeights, load_pretrained
+    from ..classifier._classifier import VGG19LeukocyteClassifier
+    from ..weights._shipped import LeukoskWeights
+    from ..classifier._pretrained import load_pretrained
 
     overrides = {"verbose": 0, "tta": tta}
     if device:
@@ -251,13 +252,13 @@ def _load_model(model, device, tta=False):
 def _weights_named(model):
     """The trained weights a MODEL argument names ("default" for the shipped
     model), or None for a model folder."""
-    from ._pretrained import resolve_leukosk_weights
+    from ..weights._shipped import resolve_leukosk_weights
 
     return resolve_leukosk_weights("DEFAULT" if model in (None, "default") else model)
 
 
 def _evaluate(args):
-    from .reports import trust_report, write_report
+    from ..reports import trust_report, write_report
 
     _check_out_dir(args.report, [args.data_dir], "--report")
     clf, used = _load_model(args.model_dir, args.device, args.tta)
@@ -284,10 +285,10 @@ def _evaluate(args):
 
 
 def _explain(args):
-    from .explain import grad_cam
-    from ._images import image_arrays
-    from ._output import replaced_folder
-    from .reports._trust import overlay
+    from ..explain import grad_cam
+    from ..utils._images import image_arrays
+    from ..utils._output import replaced_folder
+    from ..reports._trust import overlay
 
     out = _check_out_dir(args.out, args.inputs)
     files = _image_files(args.inputs)
@@ -327,7 +328,7 @@ def _overlay_names(files, labels):
     sanitised, unique, with the explained class."""
     from collections import Counter
 
-    from ._output import safe_name
+    from ..utils._output import safe_name
 
     stems = [safe_name(Path(f).stem) for f in files]
     repeated = {stem for stem, n in Counter(stems).items() if n > 1}
@@ -347,8 +348,8 @@ def _overlay_names(files, labels):
 
 def _write_csv(path, header, rows):
     """A CSV file, written atomically, every cell escaped (:func:`csv_cell`)."""
-    from ._output import csv_cell
-    from ._persist import atomic_path
+    from ..utils._output import csv_cell
+    from ..utils._files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -360,7 +361,7 @@ def _write_csv(path, header, rows):
 def _conformal_sets(clf, model, args):
     """The sets that refer cells: stored with a shipped model, or MAPIE's on
     ``--calibration DIR``; None (with a note) without either."""
-    from .uncertainty import ConformalSets, conformalize
+    from ..uncertainty import ConformalSets, conformalize
 
     if args.calibration:
         data = _load_folder(args.calibration, args.quiet)
@@ -378,11 +379,11 @@ _COUNT_FILES = {"count.csv", "count.json", "referred.csv", "count.png", "count.s
 
 
 def _count(args):
-    from .count import differential_count
-    from ._output import replaced_folder
-    from .domain import watch_lab_shift
-    from .reports import plot_differential_count
-    from .reports._report import save_figure
+    from ..count import differential_count
+    from ..utils._output import replaced_folder
+    from ..domain import watch_lab_shift
+    from ..reports import plot_differential_count
+    from ..reports._report import save_figure
 
     out = _check_out_dir(args.out, [args.folder])
     files = _image_files([args.folder])
@@ -405,7 +406,7 @@ def _count(args):
 
 
 def _review_page(out, count, files, clf, folder):
-    from .review import display_names, write_review_page
+    from ..review._page import display_names, write_review_page
 
     root = folder if Path(folder).is_dir() else Path(folder).parent
     return write_review_page(out, count, files, clf=clf, names=display_names(files, root),
@@ -413,7 +414,7 @@ def _review_page(out, count, files, clf, folder):
 
 
 def _write_count(out, count, used, shift):
-    from ._persist import atomic_path
+    from ..utils._files import atomic_path
 
     _write_csv(out / "count.csv", ["class", "count", "percent", "ci_low", "ci_high"],
                ([row["class"], row["count"], f"{row['percent']:.2f}",
@@ -432,7 +433,7 @@ def _write_count(out, count, used, shift):
 
 
 def _adapt(args):
-    from .corrections import adapt_to_corrections, write_adapted_model
+    from ..corrections import adapt_to_corrections, write_adapted_model
 
     out = _check_out_dir(args.out, [args.corrections, *(args.folders or [])])
     params = {k: v for k, v in {"max_epochs": args.epochs, "train": args.train,
@@ -480,7 +481,7 @@ def _image_files(inputs):
         else:
             raise FileNotFoundError(f"no such image or folder: {printable(item)}")
     if skipped:
-        from .datasets import PBCDataWarning
+        from ..datasets import PBCDataWarning
 
         warnings.warn(f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
                       "skipped: " + "; ".join(f"{printable(p)} ({why})"
@@ -509,7 +510,7 @@ def _walk(folder, files, skipped):
 
 
 def _add_image(path, files, skipped):
-    from ._images import image_problem
+    from ..utils._images import image_problem
 
     why = image_problem(path)
     if why:
@@ -523,10 +524,10 @@ def _predict(args):
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
         model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
     if args.output:
-        from ._output import check_output_file
+        from ..utils._output import check_output_file
 
         check_output_file(args.output, inputs + ([model] if model else []))
-    from .domain import watch_lab_shift
+    from ..domain import watch_lab_shift
 
     files = _image_files(inputs)
     clf, used = _load_model(model, args.device, args.tta)
@@ -537,7 +538,7 @@ def _predict(args):
     if not args.output:
         _write_predictions(sys.stdout, args.format, files, labels, clf.classes_, proba)
         return 0
-    from ._persist import atomic_path
+    from ..utils._files import atomic_path
 
     with atomic_path(args.output) as tmp, open(tmp, "w", newline="",
                                                encoding="utf-8") as out:
@@ -546,7 +547,7 @@ def _predict(args):
 
 
 def _write_predictions(out, format, files, labels, classes, proba):
-    from ._output import csv_cell
+    from ..utils._output import csv_cell
 
     classes = [str(c) for c in classes]
     if format == "json":
@@ -562,8 +563,8 @@ def _write_predictions(out, format, files, labels, classes, proba):
 
 
 def _reproduce(args):
-    from .protocols import jarjees2022
-    from .reports import write_report
+    from ..protocols import jarjees2022
+    from ..reports import write_report
 
     report = _check_out_dir(args.report, [args.data_dir], "--report")
     data = _load_folder(args.data_dir, args.quiet, cache=not args.no_cache)
@@ -614,7 +615,7 @@ def check_extras(command):
 
     Examples
     --------
-    >>> from leukosk.cli import check_extras
+    >>> from leukosk.cli._main import check_extras
     >>> check_extras("predict")  # needs nothing beyond leukosk itself
     """
     import importlib.util
@@ -789,14 +790,14 @@ def _add_adapt(commands):
 
 
 def _protocol_names():
-    from .protocols import PROTOCOLS
+    from ..protocols import PROTOCOLS
 
     return sorted(PROTOCOLS)
 
 
 def build_parser():
     """The argument parser of the ``leukosk`` command."""
-    from . import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="leukosk",

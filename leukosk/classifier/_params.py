@@ -15,6 +15,8 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import (Interval, Options, StrOptions,
                                              validate_parameter_constraints)
 
+from ..nn._settings import MODULE_CONSTRAINTS
+
 __all__ = ["CLASSIFIER_CONSTRAINTS", "validate_classifier_params"]
 
 
@@ -42,27 +44,15 @@ CLASSIFIER_CONSTRAINTS = {
 }
 
 
-#: The network's own settings (``module__*``): what they shape is bounded, so
-#: that no setting (typed, or read from a model file) allocates without limit.
-MODULE_CONSTRAINTS = {
-    "width": [Interval(Real, 0, 8, closed="right")],
-    "hidden_units": [Interval(Integral, 1, 65536, closed="both")],
-    "pool_size": [Interval(Integral, 1, 32, closed="both")],
-    "dropout": [Interval(Real, 0, 1, closed="left")],
-    "crop": [Interval(Real, 0, 1, closed="right")],
-    "standardize": ["boolean"],
-}
-
-
 def _resolve(constraint):
     """Our named constraints as scikit-learn constraint objects (types)."""
     if constraint == "weights_enum":
         from torchvision.models import WeightsEnum
 
-        from ._pretrained import TrainedWeights
+        from ..io._model_file import TrainedWeights
         return (WeightsEnum, TrainedWeights)
     if constraint == "augmenter":
-        from ._augment import BatchAugmentation
+        from ..augmentation._augment import BatchAugmentation
         return BatchAugmentation
     if constraint == "torch_device":
         import torch

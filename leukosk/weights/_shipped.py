@@ -20,10 +20,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LeukoskWeights", "load_pretrained", "ShippedModel", "TrainedWeights",
-           "ModelFileWeights", "resolve_leukosk_weights"]
+from ..io._model_file import ModelFileWeights, TrainedWeights
 
-_FOLDER = Path(__file__).resolve().parent / "pretrained"
+__all__ = ["LeukoskWeights", "ShippedModel", "resolve_leukosk_weights"]
+
+_FOLDER = Path(__file__).resolve().parent.parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -45,64 +46,6 @@ class ShippedModel:
     filename: str
     sha256: str
     meta: dict = field(hash=False, compare=False)
-
-
-class TrainedWeights:
-    """Weights of a trained leukosk model: a shipped one or a saved file.
-
-    Subclasses provide ``meta`` (``classes``, ``image_size``,
-    ``preprocessing``, ``architecture``) and ``get_state_dict()``; the
-    classifier then builds the matching network (see ``implied_settings``)
-    and starts its last layer from the units of the classes both share.
-    """
-
-
-class ModelFileWeights(TrainedWeights):
-    """A model file written by ``VGG19LeukocyteClassifier.save``, as weights.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.safetensors`` model file (checked like ``load`` checks it).
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> from leukosk import VGG19LeukocyteClassifier
-    >>> from leukosk._pretrained import ModelFileWeights
-    >>> X = np.zeros((4, 32, 32, 3), np.uint8)
-    >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
-    ...     verbose=0, module__width=0.25, module__hidden_units=16).fit(X, [0, 1, 0, 1])
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     weights = ModelFileWeights(clf.save(pathlib.Path(d, "m.safetensors")))
-    ...     weights.meta["image_size"], weights.meta["classes"]
-    (32, ('0', '1'))
-    """
-
-    def __init__(self, path):
-        from ._persist import read_network
-
-        classes, network, state = read_network(path)
-        if network is None:
-            raise ValueError(f"{str(path)!r} was saved by an older leukosk without its "
-                             "network settings; load it and save it again.")
-        self.path = Path(path)
-        self.name = str(path)
-        self._state = state
-        self.meta = {
-            "classes": tuple(str(c) for c in classes),
-            "image_size": network["image_size"],
-            "preprocessing": {k: network["preprocessing"][k] for k in ("crop", "mean", "std")},
-            "architecture": {"batch_norm": network["batch_norm"],
-                             "module": dict(network["module"])},
-        }
-
-    def get_state_dict(self):
-        """The network's tensors (float32, on the CPU)."""
-        return {k: v.float() if v.is_floating_point() else v for k, v in self._state.items()}
-
-    def __str__(self):
-        return self.name
 
 
 _SAMPLE = "this model on the 160 bundled images (20 per class)"
@@ -366,7 +309,7 @@ def resolve_leukosk_weights(weights):
     :class:`LeukoskWeights` member (or its name), or a leukosk model file."""
     import os
 
-    from ._persist import is_model_file
+    from ..io._model_file import is_model_file
 
     if isinstance(weights, TrainedWeights):
         return weights
@@ -385,42 +328,3 @@ def _model_file(path, mtime_ns, size):
     return ModelFileWeights(path)
 
 
-def load_pretrained(weights="DEFAULT", **params):
-    """A fitted :class:`~leukosk.VGG19LeukocyteClassifier` from a shipped model.
-
-    Works offline, in seconds: the model file is part of the package and is
-    checked against its SHA-256 first.
-
-    Parameters
-    ----------
-    weights : LeukoskWeights or str, default="DEFAULT"
-        Which shipped model (a member or its name).
-    **params
-        Classifier parameters to override, e.g. ``device="cpu"``,
-        ``tta=True``, ``batch_size=64``.
-
-    Returns
-    -------
-    VGG19LeukocyteClassifier
-        Fitted: ``predict``, ``predict_proba`` and ``score`` work at once;
-        ``partial_fit`` trains it further on the same classes.
-
-    Examples
-    --------
-    >>> from leukosk import load_pretrained
-    >>> load_pretrained("NO_SUCH_MODEL")
-    Traceback (most recent call last):
-    ...
-    ValueError: weights='NO_SUCH_MODEL': not a shipped model; use one of [...].
-    """
-    from ._classifier import VGG19LeukocyteClassifier
-
-    member = resolve_leukosk_weights(weights)
-    if member is None:
-        raise ValueError(f"weights={weights!r}: not a shipped model; use one of "
-                         f"{list(LeukoskWeights.__members__)}.")
-    params.setdefault("verbose", 0)
-    clf = VGG19LeukocyteClassifier.load(member.verify(), **params)
-    if "lab_shift" in member.meta:
-        clf.lab_shift_threshold_ = member.meta["lab_shift"]["threshold"]
-    return clf

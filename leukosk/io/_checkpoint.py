@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Checkpoint
 
-from ._output import dead_writer
-from ._persist import atomic_path, jsonable
+from ..utils._output import dead_writer
+from ..utils._files import atomic_path
+from ._model_file import jsonable
 
-__all__ = ["AtomicCheckpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint"]
 
 POINTER = "checkpoint.json"
 FORMAT = "leukosk-checkpoint/2"
@@ -68,7 +68,7 @@ def _dead_writer(path):
 def _write_files(net, folder):
     from safetensors.torch import save_file
 
-    from . import __version__
+    from .._version import __version__
 
     module = net._plain_module()
     save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
@@ -101,34 +101,6 @@ def save_checkpoint(net, dirname):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _remove_stale(folder, keep=name)
-
-
-class AtomicCheckpoint(Checkpoint):
-    """skorch :class:`~skorch.callbacks.Checkpoint` writing one atomic unit.
-
-    Each checkpoint is a complete folder renamed into place, then named in
-    ``checkpoint.json``; a crash or a full disk mid-write leaves the previous
-    checkpoint intact, and a failed save raises (skorch's default only
-    prints). Saving every epoch (``monitor=None``) keeps the *last* good
-    state, which is what resuming needs.
-
-    Parameters
-    ----------
-    dirname : str or path-like
-        Folder of the checkpoints.
-    monitor : str, callable or None, default=None
-        When to save, as in skorch (``None``: every epoch).
-    **kwargs
-        Passed to :class:`skorch.callbacks.Checkpoint`.
-    """
-
-    def __init__(self, dirname, monitor=None, **kwargs):
-        super().__init__(monitor=monitor, dirname=dirname, f_params=None,
-                         f_optimizer=None, f_criterion=None, f_history=None,
-                         **kwargs)
-
-    def save_model(self, net):
-        save_checkpoint(net, self.dirname)
 
 
 def latest_checkpoint(dirname):
@@ -192,7 +164,7 @@ def load_checkpoint(net, dirname):
     from safetensors.torch import load_file
     from skorch.history import History
 
-    from ._runtime import read_state_dict
+    from ..utils._files import read_state_dict
 
     folder = latest_checkpoint(dirname)
     if folder is None:
