@@ -1,7 +1,5 @@
 """Lab-shift score and warning: folders unlike the training lab are flagged."""
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -11,6 +9,7 @@ from PIL import Image
 
 from leukosk import VGG19LeukocyteClassifier
 from leukosk.adapt import adapt_batch_norm
+from leukosk.cli import main
 from leukosk.domain import (MIN_IMAGES, LabShiftMonitor, LabShiftWarning,
                             calibrate_lab_shift, check_lab_shift, lab_shift_score,
                             watch_lab_shift)
@@ -105,7 +104,7 @@ def test_threshold_is_saved_with_the_model(fitted, tmp_path):
                        "lab_shift_threshold_")
 
 
-def test_cli_predict_warns_once_on_another_labs_folder(fitted, tmp_path):
+def test_cli_predict_warns_once_on_another_labs_folder(fitted, tmp_path, capsys):
     clf, held_out = fitted
     clf.lab_shift_threshold_ = calibrate_lab_shift(clf, held_out, n_images=MIN_IMAGES,
                                                    n_folders=30).threshold
@@ -118,11 +117,15 @@ def test_cli_predict_warns_once_on_another_labs_folder(fitted, tmp_path):
         folder.mkdir()
         for i, image in enumerate(images):
             Image.fromarray(image).save(folder / f"cell{i:02d}.png")
-    runs = {name: subprocess.run(
-        [sys.executable, "-m", "leukosk", "predict", str(tmp_path / name),
-         "--model", str(model), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300) for name in ("same", "other")}
-    assert all(run.returncode == 0 for run in runs.values()), runs
-    assert "do not look like" not in runs["same"].stderr
-    assert runs["other"].stderr.count("do not look like") == 1
-    assert len(runs["other"].stdout.splitlines()) == len(held_out) + 1
+    runs = {}
+    for name in ("same", "other"):  # in-process: the command's code path, no new interpreter
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")  # count every warning the command gives
+            code = main(["predict", str(tmp_path / name), "--model", str(model),
+                         "--device", "cpu"])
+        shift = [w for w in seen if issubclass(w.category, LabShiftWarning)]
+        runs[name] = (code, capsys.readouterr().out, shift)
+    assert [run[0] for run in runs.values()] == [0, 0], runs
+    assert runs["same"][2] == []
+    assert len(runs["other"][2]) == 1 and "do not look like" in str(runs["other"][2][0].message)
+    assert len(runs["other"][1].splitlines()) == len(held_out) + 1

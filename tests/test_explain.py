@@ -37,15 +37,27 @@ def blobs(n_per_class, size=64, seed=0, radius=5):
     return np.stack(X), np.array(y), np.array(where)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    X, y, _ = blobs(30)
+def _blob_classifier(max_epochs):
     return VGG19LeukocyteClassifier(
-        weights=None, batch_norm=True, image_size=64, max_epochs=30, batch_size=16,
+        weights=None, batch_norm=True, image_size=64, max_epochs=max_epochs, batch_size=16,
         lr=2e-3, head_lr_multiplier=1.0, optimizer=torch.optim.AdamW,
         optimizer__weight_decay=0.0, module__width=0.25, module__hidden_units=32,
         module__dropout=0.0, module__pool_size=1, verbose=0, random_state=0,
-        device="cpu", callbacks=[("one_cycle", OneCycle(max_lr=2e-3))]).fit(X, y)
+        device="cpu", callbacks=[("one_cycle", OneCycle(max_lr=2e-3))])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Fitted briefly: enough for the maps' shapes, labels and crop handling."""
+    X, y, _ = blobs(4)
+    return _blob_classifier(max_epochs=1).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Trained until it has learnt the task (a minute on 2 cores: slow tests)."""
+    X, y, _ = blobs(30)
+    return _blob_classifier(max_epochs=30).fit(X, y)
 
 
 def _quadrant_mass(cam):
@@ -54,6 +66,7 @@ def _quadrant_mass(cam):
                      cam[h // 2:, :w // 2].sum(), cam[h // 2:, w // 2:].sum()])
 
 
+@pytest.mark.slow
 def test_grad_cam_peaks_in_the_quadrant_of_the_evidence(trained):
     X, y, where = blobs(8, seed=1)
     assert trained.score(X, y) > 0.9  # the model learnt the task
@@ -66,21 +79,21 @@ def test_grad_cam_peaks_in_the_quadrant_of_the_evidence(trained):
     assert np.mean(peaks == where) > 0.5
 
 
-def test_maps_follow_the_prediction_and_undo_the_crop(trained, tmp_path):
+def test_maps_follow_the_prediction_and_undo_the_crop(fitted, tmp_path):
     from PIL import Image
 
     X, y, _ = blobs(2, seed=2)
-    maps, labels = grad_cam(trained, X)  # the predicted class by default
-    np.testing.assert_array_equal(labels, trained.predict(X))
+    maps, labels = grad_cam(fitted, X)  # the predicted class by default
+    np.testing.assert_array_equal(labels, fitted.predict(X))
     paths = []
     for i, image in enumerate(X[:3]):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(np.pad(image, ((0, 8), (0, 0), (0, 0)))).save(paths[-1])
-    from_files, _ = grad_cam(trained, paths)
+    from_files, _ = grad_cam(fitted, paths)
     assert from_files.shape == (3, 72, 64)
     with pytest.raises(ValueError, match=r"target contain\(s\) label\(s\) "
                                          r"\['neutrophil'\] that the classifier does not"):
-        grad_cam(trained, X[:1], target="neutrophil")
+        grad_cam(fitted, X[:1], target="neutrophil")
 
 
 def test_grad_cam_with_amp_and_a_crop(tmp_path):
