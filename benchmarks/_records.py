@@ -240,15 +240,20 @@ def write_records(path, records, *, title=None, order=100, description=None,
     return document
 
 
-def add_record_options(parser, default=None):
-    """``--record PATH`` and ``--machine ID`` for a script that writes records."""
-    parser.add_argument("--record", default=default,
+def add_record_options(parser, default=None, option="--record",
+                       data="PBC development part"):
+    """``--record PATH`` (the results file to write this run's records to),
+    ``--machine ID`` and ``--record-data TEXT`` for a script that writes
+    records."""
+    parser.add_argument(option, dest=option.lstrip("-").replace("-", "_"), default=default,
                         help="results file (docs/results/*.json) to write this run's "
-                             "records to" + (f" (default: {default})" if default else
-                                             " (default: none)"))
+                             "provenance records to" + (f" (default: {default})"
+                                                        if default else " (default: none)"))
     parser.add_argument("--machine", default=None,
                         help="this machine's id in the machines table of "
                              "docs/results.rst (default: detected)")
+    parser.add_argument("--record-data", default=data,
+                        help=f"the data as the records name it (default: {data!r})")
     return parser
 
 
@@ -268,3 +273,34 @@ def script_command(script, *words):
     capitals (``DATA_DIR``, ``MODEL``), as the documentation does."""
     folder = Path(script).resolve().parent.name
     return " ".join([f"{folder}/{Path(script).name}", *[str(w) for w in words if w]])
+
+
+#: Options a record's command leaves out (where the output goes, how much is printed).
+_UNRECORDED = ("--record", "--record-id", "--record-model", "--record-data", "--machine",
+               "--provenance", "--log", "--verbose", "--save", "--report", "--out")
+#: Options whose value is a path, named by its role.
+_ROLES = {"--init": "MODEL", "--model": "MODEL", "--other-lab": "LAB_DIR",
+          "--lab": "LAB_DIR"}
+
+
+def recorded_argv(argv, positional="DATA_DIR"):
+    """``argv`` as a record names it: the options of :data:`_UNRECORDED`
+    left out, paths written as their role (``DATA_DIR``, ``MODEL``), so that
+    the command is the same on every machine."""
+    words, option = [], None
+    for word in argv:
+        if word.startswith("--"):
+            option = word.split("=", 1)[0]
+            if option not in _UNRECORDED:
+                words.append(word if "=" not in word or option not in _ROLES
+                             else f"{option}={_ROLES[option]}")
+            continue
+        if option in _UNRECORDED:
+            continue
+        if option in _ROLES:
+            words.append(_ROLES[option])
+        elif Path(word).exists() and ("/" in word or Path(word).is_dir()):
+            words.append(positional)
+        else:
+            words.append(word)
+    return words

@@ -36,7 +36,7 @@ def version(name):
     return name.rsplit("_", 1)[-1].upper()
 
 
-def evaluate(name, images, target, machine, command, split="all of it"):
+def evaluate(name, images, target, machine, command, split="all of it", data=DATA):
     from leukosk import load_pretrained
 
     clf = load_pretrained(LeukoskWeights[name], device="cpu", verbose=0)
@@ -45,7 +45,7 @@ def evaluate(name, images, target, machine, command, split="all of it"):
         pred = clf.set_params(tta=tta).predict(images)
         records.append(make_record(
             f"{version(name).lower()}-sample" + ("-tta" if tta else ""),
-            model=f"{version(name)} ({name})", data=DATA, split=split, n=len(target),
+            model=f"{version(name)} ({name})", data=data, split=split, n=len(target),
             tta=tta, machine=machine, accuracy=accuracy_score(target, pred),
             macro_f1=f1_score(target, pred, average="macro"),
             source=command))
@@ -57,7 +57,7 @@ def main(argv=None):
     parser.add_argument("models", nargs="+", help="names of shipped models")
     parser.add_argument("--quick", action="store_true",
                         help="2 images per class (a smoke test, not the published run)")
-    add_record_options(parser, default=str(DEFAULT_RECORD))
+    add_record_options(parser, default=str(DEFAULT_RECORD), data=DATA)
     args = parser.parse_args(argv)
     machine = resolve_machine(args.machine)
     with warnings.catch_warnings():
@@ -71,7 +71,7 @@ def main(argv=None):
     records = []
     for name in args.models:
         command = script_command(__file__, name, "--quick" if args.quick else "")
-        records += evaluate(name, images, target, machine, command, split)
+        records += evaluate(name, images, target, machine, command, split, args.record_data)
     for record in records:
         print(json.dumps(record))
     if args.record:
