@@ -107,3 +107,9 @@ def forward_gflop(module, image_size):
 def precision_name(amp, channels_last=False):
     """How a run's precision and layout are printed."""
     return ("bf16 autocast" if amp else "fp32") + (", channels_last" if channels_last else "")
+
+
+# The provenance records (docs/results/*.json): one schema and one writer for
+# every script that produces a published number.
+from _records import (RecordError, add_record_options, make_record,  # noqa: E402,F401
+                      resolve_machine, script_command, validate_record, write_records)

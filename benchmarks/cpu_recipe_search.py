@@ -12,17 +12,25 @@ failures included.
 
 With ``--protocol`` the classifier is exactly that recipe of
 :mod:`leukosk.protocols` (only ``--epochs`` is passed on, if given).
+
+With ``--record PATH --record-id ID --record-model TEXT`` the test-side
+scores also go to the provenance table's results file PATH (records ``ID``
+and ``ID-tta``), as the V1 and V2 recipes' records
+(``v1-recipe-pbc-test``, ``v2-recipe-pbc-test``) were measured.
 """
 
 import argparse
 import json
 import math
 import time
+import sys
 import traceback
 
 import numpy as np
 import torch
-from _common import load_folder, pick_device
+from _common import (add_record_options, load_folder, make_record, pick_device,
+                     resolve_machine, script_command, write_records)
+from _records import recorded_argv
 
 from leukosk.datasets import load_pbc
 from skorch.callbacks import LRScheduler
@@ -81,7 +89,26 @@ def parse(argv=None):
                    help="save the fitted model here, and beside it (.npz) the test "
                         "split's indices, labels and probabilities")
     p.add_argument("--verbose", type=int, default=1)
-    return p.parse_args(argv)
+    add_record_options(p)
+    p.add_argument("--record-id", default=None, help="the record's id (with --record)")
+    p.add_argument("--record-model", default=None,
+                   help="the model or recipe as the record names it (with --record)")
+    args = p.parse_args(argv)
+    if args.record and not (args.record_id and args.record_model):
+        p.error("--record needs --record-id and --record-model")
+    return args
+
+
+def table_records(result, args, machine, argv):
+    """The provenance-table records of a run's ``result``: the 80/20 test
+    side, without and with TTA."""
+    command = script_command(__file__, *recorded_argv(argv))
+    return [make_record(args.record_id + ("-tta" if key == "tta" else ""),
+                        model=args.record_model, data=args.record_data,
+                        split="80/20, test part", n=result["n_test"], tta=key == "tta",
+                        machine=machine, accuracy=result[key]["accuracy"],
+                        macro_f1=result[key]["macro_f1"], source=command)
+            for key in ("plain", "tta") if key in result]
 
 
 def labshift_augmentations(args):
@@ -195,6 +222,7 @@ def run(args):
 
 def main(argv=None):
     args = parse(argv)
+    machine = resolve_machine(args.machine) if args.record else None
     record = {"name": args.name, "setting": {k: v for k, v in vars(args).items()
                                              if k not in ("data_dir", "log", "name", "verbose")},
               "device": pick_device()[1], "started": time.strftime("%Y-%m-%d %H:%M")}
@@ -207,6 +235,10 @@ def main(argv=None):
         with open(args.log, "a") as f:
             f.write(json.dumps(record) + "\n")
         print(json.dumps(record))
+    if args.record:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        write_records(args.record, table_records(record["result"], args, machine, argv),
+                      title="The shipped models and their recipes")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ first. Every run is appended to ``--log``.
 
     python benchmarks/few_shot_experiment.py ../shared/data/other_labs/tecom \\
         --model MODEL.safetensors --k 10 --draws 5
+
+With ``--record PATH --record-id ID --record-model TEXT`` the out-of-the-box
+scores (no label of the lab) also go to the provenance table's results file
+PATH, record ``ID`` for the model's own crop and ``ID-crop1`` (etc.) for
+``--crop 1.0``, as the records ``v1-tecom``, ``v2-tecom-crop1`` ... were
+measured.
 """
 
 import argparse
@@ -17,7 +23,12 @@ import json
 import time
 import warnings
 
-from _common import pick_device
+import sys
+from pathlib import Path
+
+from _common import (add_record_options, make_record, pick_device, resolve_machine,
+                     script_command, write_records)
+from _records import recorded_argv
 
 from leukosk import VGG19LeukocyteClassifier
 from leukosk.weights._shipped import resolve_leukosk_weights
@@ -48,7 +59,15 @@ def main(argv=None):
     parser.add_argument("--scratch", action="store_true",
                         help="also adapt from random weights (same network)")
     parser.add_argument("--log", default="few_shot_runs.jsonl")
+    add_record_options(parser, data="tecom set (another lab, 5 classes)")
+    parser.add_argument("--record-id", default=None, help="the records' id (with --record)")
+    parser.add_argument("--record-model", default=None,
+                        help="the model as the records name it (with --record)")
     args = parser.parse_args(argv)
+    if args.record and not (args.record_id and args.record_model):
+        parser.error("--record needs --record-id and --record-model")
+    machine = resolve_machine(args.machine) if args.record else None
+    table = []
     weights = "DEFAULT" if args.model == "default" else args.model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PBCDataWarning)
@@ -64,6 +83,18 @@ def main(argv=None):
                         "accuracy": out_of_box.accuracy,
                         "balanced_accuracy": out_of_box.balanced_accuracy})
         print(json.dumps(records[-1]))
+        if args.record:
+            words = recorded_argv(sys.argv[1:] if argv is None else list(argv),
+                                  positional="LAB_DIR")
+            table.append(make_record(
+                args.record_id + ("" if crop is None else f"-crop{crop:g}")
+                + ("-tta" if args.tta else ""),
+                model=args.record_model + (", crop 0.6 as shipped" if crop is None
+                                           else f", module__crop={crop:g}"),
+                data=args.record_data, split="all of it", n=len(lab.target),
+                tta=args.tta, machine=machine, accuracy=out_of_box.accuracy,
+                balanced_accuracy=out_of_box.balanced_accuracy,
+                source=script_command(__file__, *words)))
         if args.adabn:  # the lab's images, unlabelled, re-estimate batch norm
             adapted = score_present_classes(adapt_batch_norm(base, lab.images),
                                             lab.images, lab.target)
@@ -107,6 +138,9 @@ def main(argv=None):
         for record in records:
             f.write(json.dumps(dict(record, model=args.model, lab=args.lab_dir,
                                     device=pick_device()[1])) + "\n")
+    if table:
+        write_records(Path(args.record), table,
+                      title="The shipped models and their recipes")
 
 
 if __name__ == "__main__":

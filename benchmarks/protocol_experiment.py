@@ -9,12 +9,20 @@ augmentation. The batch-norm model's report (Fig. 5 and Fig. 6 style
 figures, JSON, Markdown) is written to --report.
 
     python benchmarks/protocol_experiment.py DATA_DIR --report REPORT_DIR --amp --channels-last
+
+The scores also go, as records of the provenance table, to ``--record``
+(default ``docs/results/paper_recipe_from_scratch.json``; ``--record ''``:
+none), ids ``paper-vgg19-MACHINE``, ``paper-vgg19bn-MACHINE`` (and ``-tta``).
 """
 
 import argparse
 import time
 
-from _common import load_folder, pick_device, precision_name
+import sys
+
+from _common import (add_record_options, load_folder, make_record, pick_device,
+                     precision_name, resolve_machine, script_command, write_records)
+from _records import RESULTS_DIR, recorded_argv
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.weights._imagenet import resolve_weights, weights_cache_path
@@ -37,7 +45,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
+    add_record_options(parser, default=str(RESULTS_DIR / "paper_recipe_from_scratch.json"))
     args = parser.parse_args(argv)
+    machine = resolve_machine(args.machine) if args.record else None
+    command = script_command(__file__, *recorded_argv(
+        sys.argv[1:] if argv is None else list(argv)))
+    table = []
     data = load_folder(args.data_dir, args.image_size)
     print(f"device: {pick_device()[1]}")
     for batch_norm in (False, True):
@@ -60,13 +73,28 @@ def main(argv=None):
               f"{clf.history_[-1, 'train_loss']:.3f}")
         for tta in (False, True):
             pred = clf.set_params(tta=tta).predict(data.images[test])
-            print(f"  tta={tta!s:5}: accuracy {accuracy_score(data.target[test], pred):.4f}"
-                  f", macro-F1 {f1_score(data.target[test], pred, average='macro'):.4f}")
+            accuracy = accuracy_score(data.target[test], pred)
+            macro_f1 = f1_score(data.target[test], pred, average="macro")
+            print(f"  tta={tta!s:5}: accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
+            if args.record:
+                table.append(make_record(
+                    f"paper-{name.replace('_', '')}-{machine}" + ("-tta" if tta else ""),
+                    model=("paper's recipe with VGG-19-BN" if batch_norm
+                           else "paper's recipe, VGG-19")
+                    + (", ImageNet weights" if pretrained else ", from scratch")
+                    + f" ({args.image_size} px, {args.epochs} epochs)",
+                    data=args.record_data, split="paper_split 70/30, test part",
+                    n=len(test), tta=tta, machine=machine, accuracy=accuracy,
+                    macro_f1=macro_f1, source=command))
         if batch_norm and args.report:
             write_report(args.report, data.target[test], pred, history=clf.history_,
                          labels=clf.classes_,
                          title=f"jarjees2022 protocol, {name}, tta, "
                                f"{'ImageNet' if pretrained else 'from scratch'}")
+    if table:
+        write_records(args.record, table,
+                      title="The paper's pipeline from random weights (not the paper's "
+                            "setting)")
 
 
 if __name__ == "__main__":

@@ -3,22 +3,44 @@
 - ``_generated/cli_reference.inc``: every command and option of ``leukosk``,
   from the argument parser itself (what ``--help`` prints).
 - ``_generated/results_table.inc``: the provenance table, one row per result
-  record in ``results/*.json``.
+  record in ``results/*.json``, each row the target ``result-ID`` of its
+  record's id.
+- ``_generated/results_substitutions.inc``: for every record, the
+  substitutions ``|ID:acc|`` (accuracy), ``|ID:f1|`` (macro-F1),
+  ``|ID:bal|`` (balanced accuracy), ``|ID:sd|`` (sd over draws), ``|ID:n|``
+  and ``|ID:cite|`` (a short line naming model, data, split, n, TTA and
+  machine, linked to the record's row); ``conf.py`` puts them in
+  ``rst_prolog``, so every page can quote a record instead of retyping it.
+- The ``.. results:: ID ...`` directive: the provenance table's rows of
+  those records, for a page that shows a few of them.
+- The block of README.md between ``<!-- results:begin -->`` and
+  ``<!-- results:end -->``, from the records (``python docs/_generate.py
+  --readme`` rewrites it; a test checks it is current).
 
-Both are included by the pages (``.. include::``); ``.inc`` files are not
-pages of their own.
+The table and the substitutions are included by the pages (``.. include::``);
+``.inc`` files are not pages of their own. The records follow one schema,
+``benchmarks/_records.py``, the module the benchmarks write them with.
 """
 
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 GENERATED = HERE / "_generated"
+README = HERE.parent / "README.md"
+
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+try:
+    import _records  # noqa: E402  (benchmarks/_records.py: the schema and the writer)
+finally:
+    sys.path.remove(str(HERE.parent / "benchmarks"))
 
 #: Keys every record of ``results/*.json`` must have, in the table's order.
-RESULT_FIELDS = ("model", "data", "split", "n", "tta", "machine", "accuracy",
-                 "macro_f1", "source")
+RESULT_FIELDS = tuple(key for key, (required, _, _) in _records.RECORD_SCHEMA.items()
+                      if required)
 
 
 def _literal(text):
@@ -70,57 +92,181 @@ def load_results(folder=HERE / "results"):
     """The results files of ``folder/*.json``: ``(title, records)`` in the
     order of their ``order`` key. A results file is an object with a
     ``title``, an ``order`` and a ``results`` list of records (other JSON
-    files there are reports); each record has every key of
-    :data:`RESULT_FIELDS`; ``balanced_accuracy`` is optional, and ``None``
-    prints as a dash."""
+    files there are reports); each record follows
+    ``_records.RECORD_SCHEMA`` (checked here: the build fails on a bad
+    record); ``None`` prints as a dash."""
     tables = []
-    for path in sorted(Path(folder).glob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict) or "results" not in document:
-            continue  # a report, not a results file
-        for record in document["results"]:
-            missing = [key for key in RESULT_FIELDS if key not in record]
-            if missing:
-                raise ValueError(f"{path.name}: a record lacks {missing}: {record}")
+    for document in _records.validate_folder(folder).values():
         tables.append((document.get("order", 100), document["title"],
                        document["results"]))
     return [(title, records) for _, title, records in sorted(tables, key=lambda t: t[0])]
 
 
+def _points(fraction):
+    """A fraction in percentage points, one decimal, rounded half up as a
+    reader would (0.9625: 96.3, not the 96.2 of binary floating point)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str((Decimal(repr(fraction)) * 100).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
 def _percent(value):
-    return "\\-" if value is None else f"{100 * value:.1f} %"
+    return "\\-" if value is None else f"{_points(value)} %"
 
 
 def _number(value):
-    return "\\-" if value is None else f"{value:.3f}"
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return "\\-" if value is None else str(Decimal(repr(value)).quantize(
+        Decimal("0.001"), ROUND_HALF_UP))
+
+
+def _header(title, widths=None):
+    lines = [f".. list-table:: {title}".rstrip(), "   :header-rows: 1"]
+    if widths:
+        lines.append(f"   :widths: {widths}")
+    return lines + ["", "   * - model or recipe", "     - data and split", "     - n",
+                    "     - TTA", "     - machine", "     - accuracy", "     - macro-F1",
+                    "     - balanced accuracy", "     - measured with"]
+
+
+def _row(r, target=True):
+    first = [f"   * - .. _result-{r['id']}:", "", f"       {r['model']}"] if target \
+        else [f"   * - :ref:`{r['model']} <result-{r['id']}>`"]
+    sd = r.get("accuracy_std")
+    return first + [
+        f"     - {r['data']}; {r['split']}", f"     - {r['n']:,}",
+        f"     - {'yes' if r['tta'] else 'no'}",
+        f"     - :ref:`{r['machine']} <machine-{r['machine']}>`",
+        f"     - {_percent(r['accuracy'])}" if sd is None
+        else f"     - {_points(r['accuracy'])} ± {_points(sd)} %",
+        f"     - {_number(r['macro_f1'])}",
+        f"     - {_percent(r.get('balanced_accuracy'))}",
+        f"     - ``{r['source']}``" + (f" ({r['date']})" if r.get("date") else "")]
 
 
 def results_table(tables=None):
-    """reStructuredText of the provenance tables: one row per record."""
+    """reStructuredText of the provenance tables: one row per record, each
+    the target ``result-ID``."""
     tables = load_results() if tables is None else tables
     lines = []
     for title, records in tables:
-        lines += [f".. list-table:: {title}", "   :header-rows: 1", "",
-                  "   * - model or recipe", "     - data and split", "     - n",
-                  "     - TTA", "     - machine", "     - accuracy", "     - macro-F1",
-                  "     - balanced accuracy", "     - measured with"]
+        lines += _header(title)
         for r in records:
-            lines += [f"   * - {r['model']}", f"     - {r['data']}; {r['split']}",
-                      f"     - {r['n']:,}", f"     - {'yes' if r['tta'] else 'no'}",
-                      f"     - :ref:`{r['machine']} <machine-{r['machine']}>`",
-                      f"     - {_percent(r['accuracy'])}",
-                      f"     - {_number(r['macro_f1'])}",
-                      f"     - {_percent(r.get('balanced_accuracy'))}",
-                      f"     - ``{r['source']}``"]
+            lines += _row(r)
         lines.append("")
     return "\n".join(lines)
+
+
+def records_by_id(tables=None):
+    """``{id: record}`` over every results file."""
+    tables = load_results() if tables is None else tables
+    return {r["id"]: r for _, records in tables for r in records}
+
+
+def citation(r):
+    """A record's figure with everything it needs to be read: model, data,
+    split, n, TTA, machine."""
+    bal = r.get("balanced_accuracy")
+    sd = r.get("accuracy_std")
+    figure = _percent(r["accuracy"]) if sd is None else \
+        f"{_points(r['accuracy'])} ± {_points(sd)} %"
+    extra = [] if bal is None else [f"balanced accuracy {_percent(bal)}"]
+    if r["macro_f1"] is not None:
+        extra.append(f"macro-F1 {_number(r['macro_f1'])}")
+    return (f"{figure} ({', '.join(extra) + '; ' if extra else ''}{r['model']}; "
+            f"{r['data']}, {r['split']}, n = {r['n']:,}; "
+            f"{'with' if r['tta'] else 'no'} TTA; {r['machine']})")
+
+
+def substitutions(tables=None):
+    """rst substitution definitions for every record (see the module docstring)."""
+    lines = []
+    for rid, r in records_by_id(tables).items():
+        values = {"acc": _percent(r["accuracy"]), "n": f"{r['n']:,}",
+                  "cite": f":ref:`{citation(r)} <result-{rid}>`"}
+        if r["macro_f1"] is not None:
+            values["f1"] = _number(r["macro_f1"])
+        if r.get("balanced_accuracy") is not None:
+            values["bal"] = _percent(r["balanced_accuracy"])
+        if r.get("accuracy_std") is not None:
+            values["sd"] = f"{_points(r['accuracy_std'])} points"
+        for key, value in values.items():
+            lines.append(f".. |{rid}:{key}| replace:: {value}")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def readme_results(tables=None):
+    """The README's figures of the shipped model, from its records."""
+    r = records_by_id(tables)
+    test, tta, tecom = r["v3-pbc-test"], r["v3-pbc-test-tta"], r["v3-tecom"]
+    return (f"On {test['n']:,} PBC images it never saw (the 20 % side of an 80/20 split)\n"
+            f"it scores {_percent(test['accuracy'])} ({_percent(tta['accuracy'])} with "
+            f"test-time augmentation); on one other\nlab's images ({tecom['n']} images of "
+            f"the tecom set), with no label and no setting,\n"
+            f"{_percent(tecom['accuracy'])}, and it says so: `leukosk predict` and `count` "
+            f"warn when a folder does\nnot look like PBC. These figures were measured on "
+            f"the 2-core CPU `{test['machine']}`\nand are generated from the records of "
+            f"the documentation's provenance table\n(\"Results and their provenance\"), "
+            f"which gives every figure with its data, split\nand machine.")
+
+
+def readme_with_results(text, tables=None):
+    """``text`` (README.md) with its results block regenerated."""
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no {README_BEGIN} ... {README_END} block")
+    block = f"{README_BEGIN}\n{readme_results(tables)}\n{README_END}"
+    return pattern.sub(lambda _: block, text)
+
+
+def setup(app):
+    """The ``results`` directive (``conf.py`` calls this)."""
+    from docutils import nodes
+    from docutils.parsers.rst import Directive, directives
+    from docutils.statemachine import StringList
+
+    class Results(Directive):
+        """``.. results:: ID [ID ...]`` with an optional ``:title:``: the
+        provenance table's rows of those records, linked to them."""
+
+        required_arguments = 1
+        final_argument_whitespace = True
+        option_spec = {"title": directives.unchanged}
+
+        def run(self):
+            records = records_by_id()
+            unknown = [i for i in self.arguments[0].split() if i not in records]
+            if unknown:
+                raise self.error(f"no result record {unknown}")
+            lines = _header(self.options.get("title", ""))
+            for rid in self.arguments[0].split():
+                lines += _row(records[rid], target=False)
+            container = nodes.container()
+            self.state.nested_parse(StringList(lines, source="results"), self.content_offset,
+                                    container)
+            return container.children
+
+    app.add_directive("results", Results)
 
 
 def write_all():
     """Write every generated include file; called by ``conf.py``."""
     GENERATED.mkdir(exist_ok=True)
     for name, text in (("cli_reference.inc", cli_reference()),
-                       ("results_table.inc", results_table())):
+                       ("results_table.inc", results_table()),
+                       ("results_substitutions.inc", substitutions())):
         path = GENERATED / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--readme"]:
+        README.write_text(readme_with_results(README.read_text(encoding="utf-8")),
+                          encoding="utf-8")
+    else:
+        write_all()

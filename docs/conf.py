@@ -11,6 +11,13 @@ import _generate  # noqa: E402
 # The CLI reference (from the argument parsers) and the provenance table (from
 # results/*.json), written before the pages are read.
 _generate.write_all()
+# |ID:acc|, |ID:cite| etc. of every result record, on every page.
+rst_prolog = (Path(__file__).resolve().parent / "_generated"
+              / "results_substitutions.inc").read_text(encoding="utf-8")
+
+
+def setup(app):
+    _generate.setup(app)  # the ``results`` directive
 
 project = "leukosk"
 author = "leukosk developers"

@@ -1,0 +1,175 @@
+"""The provenance records (docs/results/*.json): one schema, written by the
+benchmarks themselves, and quoted by the pages rather than retyped."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "docs"))
+try:
+    import _generate  # noqa: E402
+    import _records  # noqa: E402
+finally:
+    sys.path.remove(str(ROOT / "benchmarks"))
+    sys.path.remove(str(ROOT / "docs"))
+
+
+def all_records():
+    return [r for doc in _records.validate_folder().values() for r in doc["results"]]
+
+
+def test_every_results_file_follows_the_schema():
+    files = _records.validate_folder()
+    assert {p.name for p in files} >= {"shipped_models.json",
+                                       "paper_recipe_from_scratch.json"}
+    machines = _records.machine_ids()
+    assert set(machines) == {"cpu-avx2", "cpu-avx512bf16", "h200"}
+    for record in all_records():
+        assert record["machine"] in machines
+        script = _records.command_script(record["source"])
+        assert script.split("/")[0] in ("benchmarks", "examples")
+        assert (ROOT / script).is_file(), record["source"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"machine": "my-laptop"}, "machine"),
+    ({"source": "leukosk evaluate MODEL"}, "source"),
+    ({"source": "benchmarks/no_such_script.py"}, "source"),
+    ({"accuracy": 97.4}, "accuracy"),
+    ({"n": 0}, "n="),
+    ({"tta": "yes"}, "tta"),
+    ({"id": "V3 test"}, "id"),
+    ({"colour": "red"}, "unknown"),
+])
+def test_the_schema_rejects_bad_records(change, message):
+    record = dict(all_records()[0], **change)
+    with pytest.raises(_records.RecordError, match=message):
+        _records.validate_record(record)
+    missing = dict(all_records()[0])
+    del missing["split"]
+    with pytest.raises(_records.RecordError, match="missing"):
+        _records.validate_record(missing)
+
+
+def test_the_writer_replaces_by_id_and_writes_atomically(tmp_path):
+    path = tmp_path / "results.json"
+    first = _records.make_record(
+        "toy-sample", model="toy", data="bundled PBC sample", split="all of it", n=160,
+        tta=False, accuracy=0.5, macro_f1=0.4, machine="cpu-avx2",
+        source="benchmarks/evaluate_shipped.py TOY")
+    _records.write_records(path, [first], title="toy")
+    second = dict(first, id="toy-sample-tta", tta=True)
+    _records.write_records(path, [dict(first, accuracy=0.625), second])
+    document = json.loads(path.read_text())
+    assert [r["id"] for r in document["results"]] == ["toy-sample", "toy-sample-tta"]
+    assert document["results"][0]["accuracy"] == 0.625
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", document["results"][0]["date"])
+    with pytest.raises(_records.RecordError):
+        _records.write_records(path, [dict(first, machine="unknown")])
+    assert json.loads(path.read_text()) == document  # unchanged after a refusal
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary left
+
+
+def test_ship_v3_writes_the_v3_records_from_its_report():
+    """ship_v3.py turns its JSON report into the table's records: run on
+    the shipped V3's report, it gives the published V3 rows exactly."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import ship_v3
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    report = json.loads((RESULTS / "v3_record.json").read_text())
+    published = {r["id"]: r for r in all_records()}
+    made = ship_v3.table_records(report, "cpu-avx512bf16", published["v3-pbc-test"]["source"])
+    assert len(made) == 7
+    for record in made:
+        _records.validate_record(record)
+        old = published[record["id"]]
+        assert {k: v for k, v in record.items() if k != "date"} == \
+               {k: v for k, v in old.items() if k != "date"}
+
+
+def test_a_benchmark_writes_valid_records_end_to_end(tmp_path):
+    """evaluate_shipped.py --quick: V1 on 16 bundled images, seconds."""
+    path = tmp_path / "records.json"
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LEUKOSK_OFFLINE": "1",
+           "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evaluate_shipped.py"),
+                    "PBC_VGG19BN_W25_64PX_V1", "--quick", "--machine", "cpu-avx2",
+                    "--record", str(path)], check=True, env=env, timeout=300,
+                   capture_output=True)
+    document = _records.validate_document(json.loads(path.read_text()))
+    records = document["results"]
+    assert [r["id"] for r in records] == ["v1-sample", "v1-sample-tta"]
+    assert all(r["n"] == 16 and r["source"].startswith("benchmarks/evaluate_shipped.py")
+               for r in records)
+
+
+def test_readme_figures_are_generated_from_the_records():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert _generate.readme_with_results(text) == text, \
+        "README.md is stale: run python docs/_generate.py --readme"
+
+
+def test_every_substitution_a_page_uses_names_a_record():
+    known = set(_generate.substitutions().split("|")[1::2])
+    for page in (ROOT / "docs").glob("*.rst"):
+        text = page.read_text(encoding="utf-8")
+        for name in re.findall(r"\|([a-z0-9-]+:[a-z]+)\|", text):
+            assert name in known, (page.name, name)
+        for match in re.finditer(r"^\.\. results:: (.+)$", text, re.M):
+            for rid in match[1].split():
+                assert f"{rid}:acc" in known, (page.name, rid)
+
+
+#: Pages that quote the provenance table, and the percentages they may still
+#: type by hand: the paper's figures, settings (crops, splits, coverage
+#: levels asked for) and measurements that are not in the table, each with
+#: its provenance on the page.
+CITING_PAGES = {
+    "README.md": {"20", "12.5", "50", "60", "98.1"},
+    "docs/pretrained.rst": {
+        "35", "150", "60", "80", "20", "70", "93", "90", "95",
+        # V3 per-class recall and conformal coverage (v3_record.json)
+        "99.3", "99.5", "95.2", "94.5", "97.3", "94.1", "98.8", "98.9", "88.8", "95.6",
+        # V1 and V2 ten-shot on tecom (few_shot_experiment.py, cpu-avx2)
+        "89.8", "91.0", "88.1", "90.5", "2.4", "1.6", "3.0", "1.8",
+        # V2 and V1 recipes' per-class recall and precision (80/20, cpu-avx2)
+        "98.6", "94.4", "87.1", "88.2", "93.8", "96.0", "100", "99.7", "92.5", "63.5",
+        "98.3", "98.2", "88.0", "93.4", "82.8", "98.5",
+        # V1's per-class recall on the bundled sample (cpu-avx512bf16)
+        "85"},
+}
+
+
+def _record_figures():
+    figures = set()
+    for r in all_records():
+        for key in ("accuracy", "balanced_accuracy"):
+            if r.get(key) is not None:
+                figures.add(_generate._points(r[key]))
+    return figures
+
+
+@pytest.mark.parametrize("page", sorted(CITING_PAGES))
+def test_pages_citing_the_table_type_no_figure_of_it(page):
+    """A percentage on these pages is either generated from a record
+    (``|ID:acc|``, the README's generated block) or on the page's allow-list;
+    one typed by hand that a record holds would drift from it."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    text = re.sub(re.escape(_generate.README_BEGIN) + ".*?" + re.escape(_generate.README_END),
+                  "", text, flags=re.S)
+    typed = re.findall(r"(\d+(?:\.\d+)?)\s?%", text)
+    unexpected = sorted(set(typed) - CITING_PAGES[page])
+    assert not unexpected, f"{page}: percentages typed by hand: {unexpected}"
+    # The allow-list holds no figure of the table but those the page names
+    # as something else (a setting, a per-class figure).
+    clash = (CITING_PAGES[page] & _record_figures()) - {"94.5", "93.8", "94.4", "91.0"}
+    assert not clash, f"{page}: {sorted(clash)} are the table's: cite the record"
