@@ -179,7 +179,8 @@ def fit_on_dask(search, X, y=None, *, client=None, resources=None,
     >>> X = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
     >>> y = np.array(["basophil", "platelet"] * 6)
     >>> clf = VGG19LeukocyteClassifier(weights=None, image_size=32, max_epochs=1,
-    ...     module__hidden_units=16, verbose=0, random_state=0, device="cpu")
+    ...     module__width=0.25, module__hidden_units=16, verbose=0, random_state=0,
+    ...     device="cpu")
     >>> search = GridSearchCV(clf, {"lr": [1e-4, 1e-3]}, cv=2)
     >>> with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
     ...                   dashboard_address=":0") as cluster, Client(cluster) as client:
