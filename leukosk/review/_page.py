@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils._images import check_images, decode_image
+from ..utils._images import check_images, decode_image, take_images
 from ..utils._files import atomic_path
 from ._template import SCRIPT, STYLE
 
@@ -97,9 +97,7 @@ def _grad_cams(clf, images, indices):
         return None
     from ..explain import grad_cam
 
-    subset = images[indices] if isinstance(images, np.ndarray) else [
-        images[i] for i in indices]
-    maps, _ = grad_cam(clf, subset)
+    maps, _ = grad_cam(clf, take_images(images, indices))
     return maps
 
 
