@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 
-from ..utils._images import check_images
+from ..utils._images import check_images, take_images
 
 __all__ = ["BatchAugmentation", "RandomReflectRotate", "AugmentedImages",
            "TrainingAugmentation", "split_augmented", "reflect_rotate",
@@ -374,7 +374,7 @@ class AugmentedImages:
             else (len(self.images),)
 
     def __getitem__(self, index):
-        return AugmentedImages(_take(self.images, index), self.augmenter)
+        return AugmentedImages(take_images(self.images, index), self.augmenter)
 
     def __array__(self, dtype=None, copy=None):
         out = self.augmenter.augment(self.images)
@@ -382,14 +382,6 @@ class AugmentedImages:
 
     def __repr__(self):
         return f"AugmentedImages(<{len(self)} images>, {self.augmenter!r})"
-
-
-def _take(images, index):
-    if isinstance(images, np.ndarray):
-        return images[index]
-    if isinstance(index, slice):
-        return images[index]
-    return [images[i] for i in np.arange(len(images))[index]]
 
 
 def split_augmented(X, augment):

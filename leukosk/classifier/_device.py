@@ -1,6 +1,6 @@
 """Where an estimator lives: the device parameter, loading and unpickling."""
 
-from ..utils._files import read_state_dict
+from ..utils._files import read_tensors
 from ..utils._runtime import resolve_device
 
 __all__ = ["DevicePlacement", "resolve_device_for_loading", "warn_other_versions"]
@@ -61,7 +61,9 @@ class DevicePlacement:
             self.history = History.from_file(other["f_history"])
         for attr, f_name in modules.items():
             self.check_is_fitted([attr])
-            getattr(self, attr).load_state_dict(read_state_dict(f_name, use_safetensors))
+            getattr(self, attr).load_state_dict(read_tensors(
+                f_name, safetensors=use_safetensors, what="state file",
+                fix="Save it again with save_params()."))
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -19,15 +19,15 @@ write to it can also change the images it describes, so keep it in a folder
 only you can write to.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..utils._files import remove_dead_temps, sha256_bytes, writer_tempdir
 
 __all__ = ["scan_key", "read_entry", "write_entry", "CacheWarning", "DECODER_VERSION"]
 
@@ -76,8 +76,7 @@ def scan_key(files, image_size):
                         sort_keys=True)
     listing = "\n".join(f"{path}\0{size}\0{mtime}\0{ctime}\0{inode}"
                         for path, _, size, mtime, ctime, inode in files)
-    return hashlib.sha256(f"{header}\n{listing}".encode("utf-8", "surrogateescape")
-                          ).hexdigest()
+    return sha256_bytes(f"{header}\n{listing}")
 
 
 def _entry(location, key):
@@ -85,7 +84,7 @@ def _entry(location, key):
 
 
 def _checksum(images):
-    return hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()
+    return sha256_bytes(np.ascontiguousarray(images).data)
 
 
 def read_entry(location, key, n_files):
@@ -131,18 +130,6 @@ def _read_checked(entry, index_path, key, n_files):
     return digests, errors, images
 
 
-def _remove_stale(location):
-    """Temporary folders of writers that are no longer running."""
-    for tmp in Path(location).glob(_TMP_PREFIX + "*"):
-        try:
-            pid = int(tmp.name[len(_TMP_PREFIX):].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
-            continue
-
-
 def write_entry(location, key, digests, errors, images, folder=None):
     """Store a scan under ``key`` atomically; warn and go on if that fails.
 
@@ -152,8 +139,8 @@ def write_entry(location, key, digests, errors, images, folder=None):
     location = Path(location)
     try:
         location.mkdir(parents=True, exist_ok=True)
-        _remove_stale(location)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=location))
+        remove_dead_temps(location, _TMP_PREFIX)
+        tmp = writer_tempdir(location, _TMP_PREFIX)
     except OSError as exc:
         _warn_unwritable(location, exc)
         return

@@ -1,19 +1,18 @@
 """Downloading the PBC dataset archive: resumable, verified, extracted atomically."""
 
-import hashlib
 import http.client
 import os
 import shutil
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from filelock import FileLock
 
+from ..utils._files import remove_dead_temps, sha256_file, writer_tempdir
 from ._classes import PBC_COUNTS
 from ._home import get_data_home
 from ._pbc import load_pbc
@@ -27,6 +26,7 @@ PBC_URL = ("https://data.mendeley.com/public-files/datasets/snkd93bnjr/files/"
 PBC_FOLDER = "PBC_dataset_normal_DIB"
 _ARCHIVE = f"{PBC_FOLDER}.zip"
 _CHUNK = 1 << 20
+_STAGING = ".pbc-extract-"
 
 
 #: Refuse archives whose members would expand to more than this many times
@@ -167,14 +167,6 @@ def _download(url, target, *, timeout, retries, verbose):
         "there.")
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _safe_members(archive, destination):
     """Archive members, refusing any that would land outside ``destination``."""
     root = destination.resolve()
@@ -228,7 +220,8 @@ def _check_expansion(archive, archive_path):
 def _extract(archive_path, data_home, expected_counts):
     """Extract into a temporary folder, verify, then move into place."""
     final = data_home / PBC_FOLDER
-    staging = Path(tempfile.mkdtemp(prefix=".pbc-extract-", dir=data_home))
+    remove_dead_temps(data_home, _STAGING)  # extractions a killed process left
+    staging = writer_tempdir(data_home, _STAGING)
     try:
         with zipfile.ZipFile(archive_path) as archive:
             _check_expansion(archive, archive_path)
@@ -321,7 +314,7 @@ def _fetch_archive(url, data_home, *, sha256, timeout, retries, verbose):
     archive = data_home / _ARCHIVE
     if not archive.is_file():
         _download(url, archive, timeout=timeout, retries=retries, verbose=verbose)
-    if sha256 is not None and _sha256(archive) != sha256.lower():
+    if sha256 is not None and sha256_file(archive) != sha256.lower():
         bad = archive.with_name(archive.name + ".bad")
         os.replace(archive, bad)
         raise ValueError(

@@ -7,7 +7,6 @@ two different labels. :func:`load_pbc` skips and lists the former, groups the
 latter (so splits can keep copies together), and caches decoded arrays.
 """
 
-import hashlib
 import io
 import os
 import warnings
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 
+from ..utils._files import sha256_bytes
 from ..utils._images import image_error, resize_batch, rgb_array
 from ._cache import CacheWarning, read_entry, scan_key, write_entry
 from ._classes import PBC_CLASSES
@@ -129,7 +129,7 @@ def _scan_one(path, image_size):
         data = Path(path).read_bytes()
     except OSError as exc:
         return "", f"unreadable file ({exc.strerror or exc})", None
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)  # of the bytes decoded: one read
     try:
         if image_size is None:
             _verify(data)

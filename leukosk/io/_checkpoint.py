@@ -20,18 +20,16 @@ classifier (other classes, image size or network shape), naming the
 difference.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..utils._output import dead_writer
-from ..utils._files import atomic_path
+from ..utils._files import (atomic_path, read_tensors, remove_dead_temps, sha256_file,
+                            writer_tempdir)
 from ._model_file import jsonable
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint"]
@@ -49,20 +47,12 @@ def _shaping(net):
     return shape
 
 
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _remove_stale(folder, keep):
-    for path in folder.iterdir():
-        if path.name == keep:
-            continue
-        if path.name.startswith("epoch-") or _dead_writer(path):
+    """Older checkpoints, and what killed writers left."""
+    for path in folder.glob("epoch-*"):
+        if path.name != keep:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _dead_writer(path):
-    return dead_writer(path.name, _TMP_PREFIX)
+    remove_dead_temps(folder, _TMP_PREFIX)
 
 
 def _write_files(net, folder):
@@ -79,7 +69,7 @@ def _write_files(net, folder):
                 "epoch": len(net.history),
                 "classes": np.asarray(net.classes_).tolist(),
                 "model": _shaping(net),
-                "sha256": {name: _sha256(folder / name) for name in _FILES}}
+                "sha256": {name: sha256_file(folder / name) for name in _FILES}}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for path in folder.iterdir():
         with open(path, "rb") as f:
@@ -91,7 +81,7 @@ def save_checkpoint(net, dirname):
     folder = Path(dirname)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{len(net.history):04d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=folder))
+    tmp = writer_tempdir(folder, _TMP_PREFIX)
     try:
         _write_files(net, tmp)
         shutil.rmtree(folder / name, ignore_errors=True)  # a stale one, not the pointer's
@@ -122,7 +112,7 @@ def _read_manifest(folder):
         if manifest.get("format") != FORMAT:
             raise ValueError(f"format {manifest.get('format')!r}")
         for name in _FILES:
-            if _sha256(folder / name) != manifest["sha256"][name]:
+            if sha256_file(folder / name) != manifest["sha256"][name]:
                 raise ValueError(f"{name} does not match its checksum")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the checkpoint {folder} is incomplete or damaged ({exc}); "
@@ -161,10 +151,7 @@ def load_checkpoint(net, dirname):
         The checkpoint is damaged or incomplete, or was made for other
         classes or another network shape (the message names the difference).
     """
-    from safetensors.torch import load_file
     from skorch.history import History
-
-    from ..utils._files import read_state_dict
 
     folder = latest_checkpoint(dirname)
     if folder is None:
@@ -176,7 +163,10 @@ def load_checkpoint(net, dirname):
         return None
     manifest = _read_manifest(folder)
     _check_matches(net, manifest, folder)
-    net._plain_module().load_state_dict(load_file(str(folder / "params.safetensors")))
-    net.optimizer_.load_state_dict(read_state_dict(folder / "optimizer.pt"))
+    fix = "Delete it, or use another checkpoint_dir."
+    net._plain_module().load_state_dict(
+        read_tensors(folder / "params.safetensors", what="checkpoint file", fix=fix))
+    net.optimizer_.load_state_dict(
+        read_tensors(folder / "optimizer.pt", what="checkpoint file", fix=fix))
     net.history = History.from_file(str(folder / "history.json"))
     return manifest["epoch"]

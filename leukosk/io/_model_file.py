@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torchvision.models import WeightsEnum
 
-from ..utils._files import atomic_path
+from ..utils._files import atomic_path, read_safetensors_metadata, read_tensors
 
 __all__ = ["TrainedWeights", "ModelFileWeights", "save_model_file", "read_model_file", "read_network",
            "is_model_file", "jsonable", "FORMAT"]
@@ -225,12 +225,9 @@ def read_network(path):
 
 def is_model_file(path):
     """Whether ``path`` is a safetensors file with leukosk model metadata."""
-    from safetensors import SafetensorError, safe_open
-
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return (f.metadata() or {}).get("format") == FORMAT
-    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return read_safetensors_metadata(path).get("format") == FORMAT
+    except (OSError, ValueError):
         return False
 
 
@@ -255,21 +252,10 @@ def read_model_file(path):
         Not a readable leukosk model file: corrupt, truncated, altered, with
         NaN weights, or of an unknown format (the message says which).
     """
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {str(path)!r}.")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ValueError(
-            f"{str(path)!r} is not a readable safetensors model file "
-            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); it "
-            "is truncated or corrupt, or not a model: it should come from "
-            "VGG19LeukocyteClassifier.save().") from exc
+    state, metadata = read_tensors(
+        path, safetensors=True, metadata=True, what="model file",
+        fix="A model file comes from VGG19LeukocyteClassifier.save().")
     _check_integrity(path, state, metadata)
     try:
         config = json.loads(metadata["config"])

@@ -6,6 +6,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import column_or_1d
 
+from ..utils._images import take_images
+
 __all__ = ["score_present_classes", "few_shot_scores"]
 
 
@@ -116,8 +118,8 @@ def few_shot_scores(estimator, X, y, *, k=10, n_draws=5, random_state=None):
         model = clone(estimator)
         if "classes" in model.get_params() and model.get_params()["classes"] is None:
             model.set_params(classes=np.unique(y))
-        model.fit(_take(X, train), y[train])
-        y_pred = model.predict(_take(X, test))
+        model.fit(take_images(X, train), y[train])
+        y_pred = model.predict(take_images(X, test))
         scores["accuracy"].append(accuracy_score(y[test], y_pred))
         scores["balanced_accuracy"].append(balanced_accuracy_score(y[test], y_pred))
         scores["n_train"].append(len(train))
@@ -137,7 +139,3 @@ def _check_trainable(y):
             f"every class of y has a single image ({len(labels)} classes, "
             f"{len(y)} images): k-shot scoring trains on some images of a class "
             "and tests on the others, so a class needs at least two. Add images.")
-
-
-def _take(X, index):
-    return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]

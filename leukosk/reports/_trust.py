@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..utils._images import take_images
 from ._figures import _pyplot
 
 __all__ = ["plot_reliability_diagram", "plot_grad_cam", "plot_top_losses",
@@ -156,17 +157,13 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
             for i in order]
     if not rows:
         return None, rows
-    shown = _take(X, order)
+    shown = take_images(X, order)
     cams, _ = grad_cam(clf, shown)
     titles = [f"true {r['true']}\npred {r['predicted']} (p_true {r['p_true']:.2f})"
               for r in rows]
     from ..utils._images import image_arrays
 
     return plot_grad_cam(image_arrays(shown), cams, titles=titles, ncols=ncols), rows
-
-
-def _take(X, index):
-    return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]
 
 
 #: The most bars :func:`plot_differential_count` draws.

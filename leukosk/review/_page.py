@@ -19,13 +19,12 @@ import html
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..utils._images import check_images, decode_image
-from ..utils._files import atomic_path
+from ..utils._images import check_images, decode_image, take_images
+from ..utils._files import atomic_path, remove_dead_temps, writer_tempdir
 from ._template import SCRIPT, STYLE
 
 __all__ = ["write_review_page", "display_names"]
@@ -97,9 +96,7 @@ def _grad_cams(clf, images, indices):
         return None
     from ..explain import grad_cam
 
-    subset = images[indices] if isinstance(images, np.ndarray) else [
-        images[i] for i in indices]
-    maps, _ = grad_cam(clf, subset)
+    maps, _ = grad_cam(clf, take_images(images, indices))
     return maps
 
 
@@ -107,7 +104,7 @@ def _replace_folder(built, target):
     """Put the folder ``built`` at ``target``, replacing what was there."""
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
+        old = writer_tempdir(target.parent, f".{target.name}.old.")
         os.replace(target, old / target.name)
     os.replace(built, target)
     if old is not None:
@@ -265,7 +262,9 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
                          "were given; pass the images the count was made from.")
     names = display_names(images) if names is None else [str(n) for n in names]
     out.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(dir=out, prefix=f".{CELLS}."))
+    remove_dead_temps(out, f".{CELLS}.")  # left by a killed writer
+    remove_dead_temps(out, f".{CELLS}.old.")
+    built = writer_tempdir(out, f".{CELLS}.")
     try:
         with_cams = _write_cells(built, images, count, clf, (thumbnail_size, image_size))
         _replace_folder(built, out / CELLS)

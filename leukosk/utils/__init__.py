@@ -2,7 +2,8 @@
 
 Image checks and decoding (``_images``), labels (``_labels``), mixed
 precision (``_precision``), device choice and seeding (``_runtime``), files
-written atomically and state dicts read without pickle (``_files``), and
+written atomically, tensor files read without pickle, SHA-256 digests and
+the clean-up of what killed writers left (``_files``), and
 names and paths that are safe to show and write (``_output``). Imports
 nothing else of leukosk. Private: the public names are re-exported by
 :mod:`leukosk`.

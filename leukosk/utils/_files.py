@@ -1,14 +1,122 @@
-"""Files written whole or not at all, and state dicts read without pickle."""
+"""Files written whole or not at all, read without pickle, and checksummed.
+
+Each of these is done in one place, here:
+
+* :func:`atomic_path` writes a file whole or not at all;
+* :func:`writer_tempdir` and :func:`remove_dead_temps` make the temporary
+  folders of a writer and remove those that killed writers left behind
+  (their names hold the writer's process id);
+* :func:`read_tensors` and :func:`read_safetensors_metadata` read tensors
+  (safetensors, or a ``torch.save`` state dict with
+  ``torch.load(weights_only=True)``): nothing is unpickled, and a file that
+  cannot be read is one :class:`ValueError` naming the file, the problem and
+  the fix;
+* :func:`sha256_file` (streamed) and :func:`sha256_bytes` are the SHA-256
+  digests of files and of data.
+"""
 
 import contextlib
 import glob
+import hashlib
 import os
+import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
-import torch
+__all__ = ["atomic_path", "writer_tempdir", "remove_dead_temps", "dead_writer",
+           "read_tensors", "read_safetensors_metadata", "sha256_file", "sha256_bytes"]
 
-__all__ = ["atomic_path", "read_state_dict"]
+#: Bytes read at a time by :func:`sha256_file`.
+CHUNK = 1 << 20
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _dead(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # running, under another user
+        return False
+    return False
+
+
+def dead_writer(name, prefix):
+    """Whether ``name`` is a temporary name ``<prefix><pid>-...`` of a process
+    that no longer runs (killed mid-write: its leftovers may go).
+
+    Examples
+    --------
+    >>> import os
+    >>> from leukosk.utils._files import dead_writer
+    >>> dead_writer(f".tmp-{os.getpid()}-x", ".tmp-"), dead_writer("other", ".tmp-")
+    (False, False)
+    """
+    if not name.startswith(prefix):
+        return False
+    try:
+        return _dead(int(name[len(prefix):].split("-")[0]))
+    except ValueError:
+        return False
+
+
+def remove_dead_temps(folder, prefix):
+    """Remove what killed writers left in ``folder``: the entries named
+    ``<prefix><pid>-...`` whose process no longer runs.
+
+    Files are unlinked and folders removed with their contents; entries of
+    running writers (this process included) and all other names are kept.
+    A folder that does not exist holds nothing to remove.
+
+    Parameters
+    ----------
+    folder : path-like
+    prefix : str
+        The start of the writer's temporary names, before its process id (as
+        :func:`writer_tempdir` and :func:`atomic_path` name them).
+
+    Examples
+    --------
+    >>> import os, pathlib, tempfile
+    >>> from leukosk.utils._files import remove_dead_temps, writer_tempdir
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     mine = writer_tempdir(d, ".tmp-")             # this process runs
+    ...     _ = pathlib.Path(d, ".tmp-999999999-gone").write_text("x")  # no such pid
+    ...     remove_dead_temps(d, ".tmp-")
+    ...     [p.name == mine.name for p in pathlib.Path(d).iterdir()]
+    [True]
+    """
+    for path in Path(folder).glob(f"{glob.escape(prefix)}*"):
+        if not dead_writer(path.name, prefix):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def writer_tempdir(folder, prefix):
+    """A new, empty folder ``<prefix><pid>-<random>`` in ``folder``.
+
+    Renamed into place once complete, it makes a folder appear whole; if the
+    writer is killed first, :func:`remove_dead_temps` with the same
+    ``prefix`` removes it later.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from leukosk.utils._files import writer_tempdir
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     writer_tempdir(d, ".tmp-").name.startswith(f".tmp-{os.getpid()}-")
+    True
+    """
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=folder))
 
 
 @contextlib.contextmanager
@@ -33,13 +141,9 @@ def atomic_path(path):
     ...     target.read_text()
     'done'
     """
-    from ._output import _umask, dead_writer
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        if dead_writer(old.name, f".{path.name}."):  # left by a killed writer
-            old.unlink(missing_ok=True)
+    remove_dead_temps(path.parent, f".{path.name}.")  # left by killed writers
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
                                suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
@@ -54,25 +158,181 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
 
 
-def read_state_dict(f_name, use_safetensors=False):
-    """A state dict from a file, on the CPU; never unpickles arbitrary objects.
+def _detail(exc, limit=200):
+    """The useful part of a reader's error, on one line. torch's refusal of a
+    pickle says what it refused after ``WeightsUnpickler error:``, behind
+    advice to load with ``weights_only=False`` that is not to be taken here."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    if len(line) > limit:
+        line = line[:limit - 3] + "..."
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _readable(source, kind, what, fix):
+    """Turn any failure to read ``source`` into the one ValueError (or a
+    FileNotFoundError when there is no file)."""
+    is_path = isinstance(source, (str, os.PathLike))
+    name = repr(os.fspath(source)) if is_path else repr(source)
+    if is_path and not Path(source).is_file():
+        if not Path(source).exists():
+            raise FileNotFoundError(f"there is no {what} {name}. {fix}")
+        raise ValueError(f"the {what} {name} is not a file. {fix}")
+    try:
+        yield
+    except (MemoryError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - readers raise many types for bad files
+        pickled = (", or holds objects other than tensors (refused: unpickling them "
+                   "could run code)") if kind == "torch.save" else ""
+        raise ValueError(f"{name} is not a readable {kind} {what} ({_detail(exc)}): it "
+                         f"is truncated or corrupt{pickled}. {fix}") from exc
+
+
+def read_tensors(source, *, safetensors=None, metadata=False, what="file",
+                 fix="Save or download it again."):
+    """Tensors from a safetensors file or a ``torch.save`` state dict, on the
+    CPU; nothing is ever unpickled.
+
+    Parameters
+    ----------
+    source : path-like or file object
+        The file (a file object only for ``torch.save`` files).
+    safetensors : bool, default=None
+        Whether it is a safetensors file; None decides by the suffix
+        ``.safetensors``. Other files are read with
+        ``torch.load(weights_only=True)``, which refuses anything but
+        tensors and plain containers.
+    metadata : bool, default=False
+        Return ``(tensors, metadata)``: also the safetensors file's metadata
+        (a dict of str, empty if it has none).
+    what : str, default="file"
+        What the file is, for the message (``"model file"``,
+        ``"checkpoint file"``).
+    fix : str, default="Save or download it again."
+        What the user can do about an unreadable file, for the message.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        In memory of their own (not mapped from the file, which may change
+        later). For ``torch.save`` files, whatever state dict was saved (an
+        optimizer's holds more than tensors).
 
     Raises
     ------
+    FileNotFoundError
+        No file at ``source``.
     ValueError
-        The file is not a readable state dict (corrupt, empty, or a pickle of
-        something other than tensors), naming the file.
-    """
-    import pickle
+        It cannot be read: truncated, corrupt, not of its format, or (for
+        ``torch.save`` files) pickling objects other than tensors. The
+        message names the file, the problem and ``fix``.
 
-    try:
-        if use_safetensors:
-            from safetensors.torch import load_file
-            return load_file(str(f_name), device="cpu")
-        return torch.load(f_name, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"cannot read the state in {str(f_name)!r}: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
-            "It is damaged, empty, or holds objects other than tensors (which "
-            "are refused: loading them could run code).") from exc
+    Examples
+    --------
+    >>> import pathlib, tempfile, torch
+    >>> from safetensors.torch import save_file
+    >>> from leukosk.utils._files import read_tensors
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = pathlib.Path(d, "w.safetensors")
+    ...     save_file({"w": torch.ones(2)}, str(path), metadata={"k": "v"})
+    ...     tensors, meta = read_tensors(path, metadata=True)
+    ...     _ = path.write_bytes(b"junk")
+    ...     try:
+    ...         read_tensors(path, what="weights file", fix="Export it again.")
+    ...     except ValueError as exc:
+    ...         message = str(exc)
+    >>> tensors["w"].tolist(), meta
+    ([1.0, 1.0], {'k': 'v'})
+    >>> "is not a readable safetensors weights file" in message
+    True
+    """
+    if safetensors is None:
+        safetensors = (isinstance(source, (str, os.PathLike))
+                       and Path(source).suffix == ".safetensors")
+    if not safetensors:
+        if metadata:
+            raise ValueError("metadata=True is for safetensors files")
+        import torch
+
+        with _readable(source, "torch.save", what, fix), warnings.catch_warnings():
+            # about pickle protocols torch does not write itself: such a file
+            # is read or refused all the same
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(source, map_location="cpu", weights_only=True)
+    tensors, meta = _read_safetensors(source, what, fix, tensors=True)
+    return (tensors, meta) if metadata else tensors
+
+
+def read_safetensors_metadata(path, *, what="file", fix="Save or download it again."):
+    """The metadata of a safetensors file (a dict of str), without its tensors.
+
+    Raises the errors of :func:`read_tensors`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, torch
+    >>> from safetensors.torch import save_file
+    >>> from leukosk.utils._files import read_safetensors_metadata
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_file({"w": torch.ones(2)}, f"{d}/m.safetensors", metadata={"format": "demo"})
+    ...     read_safetensors_metadata(pathlib.Path(d) / "m.safetensors")
+    {'format': 'demo'}
+    """
+    return _read_safetensors(path, what, fix, tensors=False)[1]
+
+
+def _read_safetensors(path, what, fix, *, tensors):
+    """``(tensors or None, metadata)`` of a safetensors file."""
+    from safetensors import safe_open
+
+    with _readable(path, "safetensors", what, fix):
+        with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
+            # copied out of safetensors' memory map: tensors that aliased the
+            # file would change (or crash the process) if it were rewritten
+            # in place, after any check of them
+            read = {k: f.get_tensor(k).clone() for k in f.keys()} if tensors else None
+            return read, f.metadata() or {}
+
+
+def sha256_file(path, *, chunk_size=CHUNK):
+    """The SHA-256 of a file's contents (hex), read ``chunk_size`` bytes at a
+    time: memory stays small whatever the file's size.
+
+    Examples
+    --------
+    >>> import hashlib, pathlib, tempfile
+    >>> from leukosk.utils._files import sha256_file
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = pathlib.Path(d, "a.bin")
+    ...     _ = path.write_bytes(b"abc" * 1000)
+    ...     sha256_file(path, chunk_size=7) == hashlib.sha256(b"abc" * 1000).hexdigest()
+    True
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data):
+    """The SHA-256 (hex) of data already in memory: bytes, a string (as
+    UTF-8, undecodable characters kept as they came) or any buffer (a NumPy
+    array's ``.data``).
+
+    Examples
+    --------
+    >>> from leukosk.utils._files import sha256_bytes
+    >>> sha256_bytes(b"abc") == sha256_bytes("abc")
+    True
+    >>> sha256_bytes(b"abc")[:12]
+    'ba7816bf8f01'
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(data).hexdigest()

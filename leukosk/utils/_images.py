@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["check_images", "chw_batch", "decode_image", "image_arrays", "resize_batch"]
+__all__ = ["check_images", "chw_batch", "decode_image", "image_arrays", "resize_batch",
+           "take_images"]
 
 _MAX_LISTED = 5
 
@@ -367,6 +368,31 @@ def image_arrays(images):
     decoded (a list of arrays, each its own size)."""
     images = check_images(images)
     return images if isinstance(images, np.ndarray) else [decode_image(p) for p in images]
+
+
+def take_images(images, index):
+    """The images ``index`` selects, in the form they came in.
+
+    An array is indexed as NumPy does; any other sequence (a list of paths,
+    or anything with ``len`` and integer indexing) gives a list, for an index
+    that is a slice, integers or a boolean mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.utils._images import take_images
+    >>> take_images(["a.jpg", "b.jpg", "c.jpg"], [2, 0])
+    ['c.jpg', 'a.jpg']
+    >>> take_images(["a.jpg", "b.jpg", "c.jpg"], np.array([True, False, True]))
+    ['a.jpg', 'c.jpg']
+    >>> take_images(np.zeros((3, 4, 4, 3)), slice(1, None)).shape
+    (2, 4, 4, 3)
+    """
+    if isinstance(images, np.ndarray):
+        return images[index]
+    if isinstance(index, slice):
+        return images[index]
+    return [images[i] for i in np.arange(len(images))[index]]
 
 
 def chw_batch(chunk):

@@ -26,6 +26,8 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+from ._files import _umask, remove_dead_temps, writer_tempdir
+
 __all__ = ["safe_name", "output_path", "check_output_folder", "check_output_file",
            "replaced_folder", "csv_cell", "printable"]
 
@@ -171,33 +173,6 @@ def check_output_file(path, inputs=(), option="--output"):
     return path
 
 
-def _dead(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def dead_writer(name, prefix):
-    """Whether ``name`` is a temporary name ``<prefix><pid>-...`` of a process
-    that no longer runs (killed mid-write: its leftovers may go)."""
-    if not name.startswith(prefix):
-        return False
-    try:
-        return _dead(int(name[len(prefix):].split("-")[0]))
-    except ValueError:
-        return False
-
-
-def _remove_leftovers(parent, prefix):
-    for path in parent.iterdir():
-        if dead_writer(path.name, prefix):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def _check_owned(out, owned):
     strangers = sorted(p.name for p in out.iterdir() if not owned(p.name))
     if strangers:
@@ -231,7 +206,7 @@ def _swap_into_place(new, out):
     if _exchange(new, out):
         shutil.rmtree(new)  # now the previous result
         return
-    old = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=out.parent))
+    old = writer_tempdir(out.parent, _STAGING)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         os.rename(out, old / "previous")
@@ -278,8 +253,8 @@ def replaced_folder(out, owned):
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         _check_owned(out, owned)
-    _remove_leftovers(out.parent, _STAGING)
-    new = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=out.parent))
+    remove_dead_temps(out.parent, _STAGING)
+    new = writer_tempdir(out.parent, _STAGING)
     try:
         os.chmod(new, 0o777 & ~_umask())
         yield new
@@ -288,8 +263,3 @@ def replaced_folder(out, owned):
     finally:
         shutil.rmtree(new, ignore_errors=True)
 
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
+from ..utils._files import read_tensors
+
 __all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict",
            "normalization", "weights_cache_path", "implied_settings"]
 
@@ -234,25 +236,9 @@ def _from_hub(enum_member, progress):
 
 
 def _from_file(path):
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise ValueError(
-                f"cannot load weights from {str(path)!r}: it is not a readable "
-                f"safetensors file ({str(exc).splitlines()[0]}); it is truncated or "
-                "corrupt. Download or export it again.") from exc
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for bad files
-        raise ValueError(
-            f"cannot load weights from {str(path)!r}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}. The file must be a "
-            "plain state dict (a dict of tensors) saved with torch.save or "
-            "safetensors; pickled objects other than tensors are refused.") from exc
+    state = read_tensors(path, what="weights file", fix=(
+        "Download or export it again: a plain state dict (a dict of tensors) saved "
+        "with torch.save or safetensors."))
     if not isinstance(state, dict) or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(

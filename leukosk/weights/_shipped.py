@@ -16,11 +16,11 @@ the data it saw, and its measured accuracy with the machine that measured it
 
 import enum
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io._model_file import ModelFileWeights, TrainedWeights
+from ..utils._files import read_tensors, sha256_file
 
 __all__ = ["LeukoskWeights", "ShippedModel", "resolve_leukosk_weights"]
 
@@ -278,7 +278,7 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                 f"the shipped model file {path} is missing: the leukosk "
                 "installation is incomplete. Reinstall leukosk (pip install "
                 "--force-reinstall leukosk).")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_file(path)
         if digest != self.sha256:
             raise ValueError(
                 f"the shipped model file {path} does not match its SHA-256 "
@@ -288,9 +288,8 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
 
     def get_state_dict(self):
         """The network's tensors (float32, on the CPU), after :meth:`verify`."""
-        from safetensors.torch import load_file
-
-        state = load_file(str(self.verify()))
+        state = read_tensors(self.verify(), what="shipped model file",
+                             fix="Reinstall leukosk.")
         return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
     def transforms(self):
