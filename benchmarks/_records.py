@@ -40,14 +40,28 @@ RECORD_SCHEMA = {
     "n": (True, "count", "the number of images scored"),
     "tta": (True, "bool", "test-time augmentation (the 8 square symmetries)"),
     "machine": (True, "machine", "an id of the machines table of docs/results.rst"),
-    "accuracy": (True, "rate", "accuracy (mean over draws where there are draws)"),
+    "accuracy": (True, "rate", "accuracy (mean over draws where there are draws); "
+                               "null only in a record of other rates"),
     "macro_f1": (True, "rate", "macro-F1, null where the data lack classes"),
     "source": (True, "command", "the command that measured it"),
     "balanced_accuracy": (False, "rate", "balanced accuracy over the classes present"),
     "accuracy_std": (False, "rate", "sd of the accuracy over draws"),
+    "balanced_accuracy_std": (False, "rate", "sd of the balanced accuracy over draws"),
+    "rates": (False, "rates", "other fractions measured in the same run on the same "
+                              "images, by name (an ECE, a coverage, a referral rate): "
+                              "{name: rate}; the substitution |ID:name| gives each"),
+    "values": (False, "values", "other numbers of the same run that are not rates (a "
+                                "mean set size, minutes of fit): {name: number}"),
+    "note": (False, "str", "how the record was established where the run's own "
+                           "output was not kept, or what else a reader must know"),
     "date": (False, "date", "YYYY-MM-DD of the measurement (records written by "
                             "write_records have it; older ones predate it)"),
 }
+
+#: Substitution keys the generator makes of every record; a name of
+#: ``rates`` or ``values`` may not be one of them.
+RESERVED_NAMES = {"acc", "accsd", "n", "cite", "f1", "bal", "balsd", "sd"}
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 
 #: The keys of a results file (an object; other JSON files there are reports).
 DOCUMENT_KEYS = {"title": str, "order": int, "description": str, "results": list}
@@ -96,13 +110,24 @@ def validate_record(record, machines=None, root=ROOT):
                                               and not isinstance(v, bool) and 0 <= v <= 1),
               "date": lambda v: isinstance(v, str) and _DATE.match(v),
               "command": lambda v: isinstance(v, str) and _script_exists(v, root),
+              "rates": lambda v: _named(v, lambda x: 0 <= x <= 1),
+              "values": lambda v: _named(v, lambda x: x >= 0),
               }[kind](value)
         if not ok:
             raise RecordError(f"{where}: {key}={value!r} is not a valid {kind} "
                               f"({RECORD_SCHEMA[key][2]})")
-    if record["accuracy"] is None:
-        raise RecordError(f"{where}: accuracy is required")
+    if record["accuracy"] is None and not record.get("rates"):
+        raise RecordError(f"{where}: accuracy is required (null only for a record "
+                          "of other rates)")
     return record
+
+
+def _named(mapping, check):
+    """A non-empty ``{name: number}`` whose names are slugs (not reserved)."""
+    return (isinstance(mapping, dict) and mapping
+            and all(isinstance(k, str) and _NAME.match(k) and k not in RESERVED_NAMES
+                    and isinstance(v, _NUMBER) and not isinstance(v, bool) and check(v)
+                    for k, v in mapping.items()))
 
 
 def _script_exists(command, root):
@@ -183,8 +208,11 @@ def detect_machine():
 
 
 def make_record(id, *, model, data, split, n, tta, accuracy, source, machine,
-                macro_f1=None, balanced_accuracy=None, accuracy_std=None, date=None):
-    """One record, rates rounded to 4 digits, dated today unless ``date``."""
+                macro_f1=None, balanced_accuracy=None, accuracy_std=None,
+                balanced_accuracy_std=None, rates=None, values=None, note=None,
+                date=None):
+    """One record, rates rounded to 4 digits, dated today unless ``date``
+    (``date=False``: undated, for a record established after the fact)."""
     def rate(value):
         return None if value is None else round(float(value), 4)
 
@@ -195,7 +223,17 @@ def make_record(id, *, model, data, split, n, tta, accuracy, source, machine,
         record["balanced_accuracy"] = rate(balanced_accuracy)
     if accuracy_std is not None:
         record["accuracy_std"] = rate(accuracy_std)
-    record["date"] = date or datetime.date.today().isoformat()
+    if balanced_accuracy_std is not None:
+        record["balanced_accuracy_std"] = rate(balanced_accuracy_std)
+    if rates:
+        record["rates"] = {k: rate(v) for k, v in rates.items()}
+    if values:
+        record["values"] = {k: float(v) if isinstance(v, float) else v
+                            for k, v in values.items()}
+    if note:
+        record["note"] = note
+    if date is not False:
+        record["date"] = date or datetime.date.today().isoformat()
     return record
 
 

@@ -161,7 +161,37 @@ def table_records(record, machine, command, model=V3_MODEL, prefix="v3", date=No
             n=shots.get("n_test", 260), tta=True,
             accuracy=shots["accuracy_mean"], accuracy_std=shots["accuracy_std"],
             balanced_accuracy=shots["balanced_accuracy_mean"], **common))
+        if "lab_shift" in scores:
+            out.append(lab_shift_record(f"{prefix}-{lab}-lab-shift", model, data, "all of it",
+                                        n, scores["lab_shift"], record, common))
+    conformal = record.get("conformal", {}).get("coverage_evaluation")
+    if conformal:
+        out.append(make_record(
+            f"{prefix}-pbc-conformal", model=f"{model}, its stored conformal thresholds",
+            data="PBC development part",
+            split=f"80/20, test part: the {record['n_evaluation']:,} images not used to "
+                  "fit the thresholds", n=record["n_evaluation"], tta=False, accuracy=None,
+            rates={f"coverage-{float(level) * 100:g}": v for level, v in conformal.items()},
+            **common))
+    if "lab_shift" in record:
+        out.append(lab_shift_record(
+            f"{prefix}-pbc-lab-shift", model, "PBC development part",
+            f"80/20, test part: the {record['n_evaluation']:,} images not used to fit the "
+            "thresholds", record["n_evaluation"], record["lab_shift"]["pbc_evaluation_half"],
+            record, common))
     return out
+
+
+def lab_shift_record(id, model, data, split, n, shift, record, common):
+    """The lab-shift warning on random folders of a data set: the share of
+    folders flagged (a rate), the median score and its ratio to the threshold."""
+    threshold = record["lab_shift"]["threshold"]
+    return make_record(
+        id, model=f"{model}, lab-shift warning on {shift['n_folders']} random folders "
+                  f"of {shift['n_images_per_folder']} images", data=data, split=split, n=n,
+        tta=False, accuracy=None, rates={"flagged": shift["flagged"]},
+        values={"score-median": shift["score_median"], "threshold": threshold,
+                "times-threshold": round(shift["score_median"] / threshold, 1)}, **common)
 
 
 def main(argv=None):

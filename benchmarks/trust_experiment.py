@@ -9,8 +9,12 @@ the other half measure top-label ECE before and after, the coverage of the
 the others and the referral rate per class. Writes ``trust.json`` and the
 figures to ``--out``.
 
-    python benchmarks/trust_experiment.py ../shared/data/PBC_dataset_normal_DIB \\
+    python benchmarks/trust_experiment.py PBC_dataset_normal_DIB \\
         --model MODEL.safetensors --out trust-r4
+
+With ``--record PATH`` the figures also go to the provenance table's results
+file PATH, as one record (:func:`table_records`; ``--record-id``,
+``--record-model``), which the trust page quotes.
 """
 
 import argparse
@@ -19,7 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import load_folder, pick_device
+from _common import (add_record_options, load_folder, make_record, pick_device,
+                     resolve_machine, script_command, write_records)
 
 from leukosk import VGG19LeukocyteClassifier
 from leukosk.reports import trust_markdown, trust_report
@@ -33,7 +38,13 @@ def main(argv=None):
                         help="the .npz of test indices (default: MODEL.npz)")
     parser.add_argument("--out", default="trust-experiment")
     parser.add_argument("--calibration-fraction", type=float, default=0.5)
+    add_record_options(parser)
+    parser.add_argument("--record-id", default="v1-recipe-trust",
+                        help="the record's id (with --record)")
+    parser.add_argument("--record-model", default="V1 recipe (leukosk2026, seed 0)",
+                        help="the model as the record names it (with --record)")
     args = parser.parse_args(argv)
+    machine = resolve_machine(args.machine) if args.record else None
     clf = VGG19LeukocyteClassifier.load(args.model, verbose=0)
     split = np.load(args.split or args.model + ".npz", allow_pickle=False)
     load_size = round(clf.image_size / clf.network_settings()["module"].get("crop", 1.0))
@@ -56,6 +67,42 @@ def main(argv=None):
     print(trust_markdown(summary))
     for level, row in summary["conformal"].items():
         print(level, json.dumps(row["referred_by_class"]))
+    if args.record:
+        command = script_command(__file__, "DATA_DIR --model MODEL")
+        write_records(args.record, [table_records(summary, machine, command, args.record_id,
+                                                  args.record_model, args.record_data)],
+                      title="Trust: calibration and conformal sets")
+
+
+def _percent_name(level):
+    return f"{float(level) * 100:g}"
+
+
+def table_records(summary, machine, command, id="v1-recipe-trust",
+                  model="V1 recipe (leukosk2026, seed 0)", data="PBC development part",
+                  date=None):
+    """The provenance-table record of a ``trust.json``: the accuracy on the
+    measuring half, and as its rates the ECE before and after temperature
+    scaling (``ece``, ``ece-temperature``) and, per coverage asked (90, 95),
+    ``coverage-90``, ``referred-90``, ``accuracy-kept-90`` (accuracy on the
+    cells not referred) and ``referred-90-CLASS``; the mean set size is a
+    value (``set-size-90``)."""
+    rates = {"ece": summary["ece_before"], "ece-temperature": summary["ece_after"]}
+    values = {}
+    for level, row in summary["conformal"].items():
+        name = _percent_name(level)
+        rates.update({f"coverage-{name}": row["coverage"],
+                      f"referred-{name}": row["referred"],
+                      f"accuracy-kept-{name}": row["accuracy_not_referred"]})
+        rates.update({f"referred-{name}-{cls}": v
+                      for cls, v in row["referred_by_class"].items()})
+        values[f"set-size-{name}"] = round(row["mean_set_size"], 2)
+    return make_record(
+        id, model=model, data=data,
+        split=f"80/20, test part: the {summary['n_test']:,} images not used to fit the "
+              f"temperature and the thresholds (the other {summary['n_calibration']:,})",
+        n=summary["n_test"], tta=False, accuracy=summary["accuracy"], rates=rates,
+        values=values, machine=machine, source=command, date=date)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ given, each other lab's folder on the classes present, with no label and no
 setting of the lab's (:func:`leukosk.model_selection.score_present_classes`).
 One JSON line per run is appended to ``--log`` (failures too); ``--save``
 writes the model; ``--checkpoint DIR`` keeps one per epoch and resumes from it.
+With ``--record PATH --record-id ID`` the run's scores also go to the
+provenance table's results file PATH (:func:`table_records`: ``ID-pbc-test``,
+``ID-pbc-test-tta`` and ``ID-LAB`` for each lab), as the short runs of the
+other-labs page were recorded.
 
     python benchmarks/v3_recipe.py ../shared/data/PBC_dataset_normal_DIB \\
         --lab ../shared/data/other_labs/tecom --view cell --epochs 3 --name cell-64
@@ -23,7 +27,8 @@ import traceback
 import warnings
 
 import numpy as np
-from _common import pick_device
+from _common import (add_record_options, make_record, pick_device, resolve_machine,
+                     script_command, write_records)
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.nn._vgg import decode_size
@@ -33,7 +38,7 @@ from leukosk.model_selection import score_present_classes, stratified_group_spli
 from leukosk.protocols import lab_shift_augmentations, leukosk2026
 
 
-def parse(argv=None):
+def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("--lab", action="append", default=[], help="another lab's folder")
@@ -57,7 +62,74 @@ def parse(argv=None):
                         "(they then score the model honestly)")
     p.add_argument("--save", default=None)
     p.add_argument("--checkpoint", default=None)
-    return p.parse_args(argv)
+    add_record_options(p)
+    p.add_argument("--record-id", default=None, help="the records' id (with --record)")
+    return p
+
+
+#: The settings a record's command leaves out (paths and bookkeeping).
+_NOT_IN_COMMAND = ("data_dir", "lab", "save", "checkpoint", "record", "machine",
+                   "record_data", "record_id")
+
+
+def run_command(settings, parser=None):
+    """The command of a logged run, as a record names it: the options that
+    differ from their defaults, folders written as their role."""
+    parser = parser or parse()
+    labs = [lab.rstrip("/").split("/")[-1].upper() for lab in settings.get("lab", [])]
+    words = ["DATA_DIR"] + [f"--lab {lab if lab.endswith('_DIR') else lab + '_DIR'}"
+                            for lab in labs]
+    for action in parser._actions:  # argparse offers no public accessor
+        key = action.dest
+        if key in _NOT_IN_COMMAND or key not in settings or not action.option_strings:
+            continue
+        value = settings[key]
+        if value == action.default:
+            continue
+        option = action.option_strings[0]
+        words.append(option if isinstance(value, bool) else f"{option} {value:g}"
+                     if isinstance(value, float) else f"{option} {value}")
+    return script_command(__file__, *words)
+
+
+def describe(settings):
+    """How the provenance table names a run's recipe."""
+    view = {"cell": "cell-centred view", "centre": f"central {settings['crop'] * 100:g} %"}
+    extra = [view[settings["view"]]]
+    if settings.get("standardize"):
+        extra.append("per-image colour standardisation")
+    if settings.get("white_balance"):
+        extra.append("background white balance")
+    width = {0.25: "1/4", 0.375: "3/8"}.get(settings["width"], f"{settings['width']:g}")
+    return (f"leukosk2026 from random weights, lab-shift augmentation, "
+            f"{' + '.join(extra)}, {settings['image_size']} px, {width} width, "
+            f"{settings['epochs']} epochs")
+
+
+def table_records(entry, machine, command, prefix, date=None):
+    """The provenance-table records of one ``--log`` line: the 80/20 test
+    part with and without TTA (with the fit's minutes and the training
+    images as values), and each lab's folder with no setting."""
+    model = describe(entry["settings"])
+    common = dict(machine=machine, source=command, date=date)
+    out = []
+    for tta in (False, True):
+        s = entry["pbc_test"]["tta" if tta else "plain"]
+        out.append(make_record(
+            f"{prefix}-pbc-test" + ("-tta" if tta else ""), model=model,
+            data="PBC development part", split="80/20, test part", n=entry["n_test"],
+            tta=tta, accuracy=s["accuracy"], macro_f1=s["macro_f1"],
+            values=None if tta else {"fit-minutes": round(entry["fit_min"], 1),
+                                     "n-train": entry["n_train"]}, **common))
+    for key in (k for k in entry if k.startswith("lab:")):
+        lab, s = key[4:], entry[key]
+        # Lines written before n_images was logged are the tecom set's (300 images).
+        out.append(make_record(
+            f"{prefix}-{lab}", model=f"{model}, no setting",
+            data=f"{lab} set (another lab, {s.get('n_classes', 5)} classes)",
+            split="all of it", n=s.get("n_images", 300), tta=False,
+            accuracy=s["accuracy"], balanced_accuracy=s["balanced_accuracy"], **common))
+    return out
 
 
 def classifier(args):
@@ -114,16 +186,22 @@ def run(args):
         result = score_present_classes(clf, folder.images, folder.target)
         record[f"lab:{lab.rstrip('/').split('/')[-1]}"] = {
             "accuracy": round(result.accuracy, 4),
-            "balanced_accuracy": round(result.balanced_accuracy, 4)}
+            "balanced_accuracy": round(result.balanced_accuracy, 4),
+            "n_images": len(folder.target), "n_classes": len(set(folder.target))}
     if args.save:
         clf.save(args.save)
     return record
 
 
 def main(argv=None):
-    args = parse(argv)
+    parser = parse()
+    args = parser.parse_args(argv)
+    if args.record and not args.record_id:
+        parser.error("--record needs --record-id")
+    machine = resolve_machine(args.machine) if args.record else None
     record = {"name": args.name, "settings": {k: v for k, v in vars(args).items()
-                                              if k not in ("log", "name")},
+                                              if k not in ("log", "name")
+                                              and k not in _NOT_IN_COMMAND[4:]},
               "device": pick_device()[1]}
     try:
         record.update(run(args))
@@ -133,6 +211,11 @@ def main(argv=None):
     with open(args.log, "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record))
+    if args.record and "error" not in record:
+        write_records(args.record, table_records(record, machine,
+                                                 run_command(record["settings"], parser),
+                                                 args.record_id),
+                      title="Another lab's images: the runs behind the pages' tables")
 
 
 if __name__ == "__main__":

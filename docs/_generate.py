@@ -7,9 +7,11 @@
   record's id.
 - ``_generated/results_substitutions.inc``: for every record, the
   substitutions ``|ID:acc|`` (accuracy), ``|ID:f1|`` (macro-F1),
-  ``|ID:bal|`` (balanced accuracy), ``|ID:sd|`` (sd over draws), ``|ID:n|``
-  and ``|ID:cite|`` (a short line naming model, data, split, n, TTA and
-  machine, linked to the record's row); ``conf.py`` puts them in
+  ``|ID:bal|`` (balanced accuracy), ``|ID:sd|`` (sd over draws),
+  ``|ID:accsd|`` and ``|ID:balsd|`` (mean ± sd over draws), ``|ID:n|``,
+  ``|ID:NAME|`` for each of the record's other ``rates`` (a percentage) and
+  ``values`` (a number), and ``|ID:cite|`` (a short line naming model, data,
+  split, n, TTA and machine, linked to the record's row); ``conf.py`` puts them in
   ``rst_prolog``, so every page can quote a record instead of retyping it.
 - The ``.. results:: ID ...`` directive: the provenance table's rows of
   those records, for a page that shows a few of them.
@@ -121,28 +123,48 @@ def _number(value):
         Decimal("0.001"), ROUND_HALF_UP))
 
 
+def _value(value):
+    """A number of a record's ``values`` as it is stored (1,234; 0.91)."""
+    from decimal import Decimal
+
+    return f"{value:,}" if isinstance(value, int) else str(Decimal(repr(value)))
+
+
+def _mean_sd(mean, sd):
+    return _percent(mean) if sd is None else f"{_points(mean)} ± {_points(sd)} %"
+
+
+def _others(r):
+    """A record's other rates and values, as one line of the table."""
+    return "; ".join([f"{name} {_percent(v)}" for name, v in r.get("rates", {}).items()]
+                     + [f"{name} {_value(v)}" for name, v in r.get("values", {}).items()])
+
+
 def _header(title, widths=None):
     lines = [f".. list-table:: {title}".rstrip(), "   :header-rows: 1"]
     if widths:
         lines.append(f"   :widths: {widths}")
     return lines + ["", "   * - model or recipe", "     - data and split", "     - n",
                     "     - TTA", "     - machine", "     - accuracy", "     - macro-F1",
-                    "     - balanced accuracy", "     - measured with"]
+                    "     - balanced accuracy", "     - other figures",
+                    "     - measured with"]
 
 
 def _row(r, target=True):
     first = [f"   * - .. _result-{r['id']}:", "", f"       {r['model']}"] if target \
         else [f"   * - :ref:`{r['model']} <result-{r['id']}>`"]
-    sd = r.get("accuracy_std")
+    accuracy = "\\-" if r["accuracy"] is None else _mean_sd(r["accuracy"],
+                                                              r.get("accuracy_std"))
+    balanced = "\\-" if r.get("balanced_accuracy") is None else \
+        _mean_sd(r["balanced_accuracy"], r.get("balanced_accuracy_std"))
     return first + [
         f"     - {r['data']}; {r['split']}", f"     - {r['n']:,}",
         f"     - {'yes' if r['tta'] else 'no'}",
         f"     - :ref:`{r['machine']} <machine-{r['machine']}>`",
-        f"     - {_percent(r['accuracy'])}" if sd is None
-        else f"     - {_points(r['accuracy'])} ± {_points(sd)} %",
-        f"     - {_number(r['macro_f1'])}",
-        f"     - {_percent(r.get('balanced_accuracy'))}",
-        f"     - ``{r['source']}``" + (f" ({r['date']})" if r.get("date") else "")]
+        f"     - {accuracy}", f"     - {_number(r['macro_f1'])}", f"     - {balanced}",
+        f"     - {_others(r) or chr(92) + '-'}",
+        f"     - ``{r['source']}``" + (f" ({r['date']})" if r.get("date") else "")
+        + (f". {r['note']}" if r.get("note") else "")]
 
 
 def results_table(tables=None):
@@ -168,13 +190,13 @@ def citation(r):
     """A record's figure with everything it needs to be read: model, data,
     split, n, TTA, machine."""
     bal = r.get("balanced_accuracy")
-    sd = r.get("accuracy_std")
-    figure = _percent(r["accuracy"]) if sd is None else \
-        f"{_points(r['accuracy'])} ± {_points(sd)} %"
-    extra = [] if bal is None else [f"balanced accuracy {_percent(bal)}"]
+    figure = "" if r["accuracy"] is None else \
+        _mean_sd(r["accuracy"], r.get("accuracy_std")) + " "
+    extra = [] if bal is None else \
+        [f"balanced accuracy {_mean_sd(bal, r.get('balanced_accuracy_std'))}"]
     if r["macro_f1"] is not None:
         extra.append(f"macro-F1 {_number(r['macro_f1'])}")
-    return (f"{figure} ({', '.join(extra) + '; ' if extra else ''}{r['model']}; "
+    return (f"{figure}({', '.join(extra) + '; ' if extra else ''}{r['model']}; "
             f"{r['data']}, {r['split']}, n = {r['n']:,}; "
             f"{'with' if r['tta'] else 'no'} TTA; {r['machine']})")
 
@@ -183,14 +205,20 @@ def substitutions(tables=None):
     """rst substitution definitions for every record (see the module docstring)."""
     lines = []
     for rid, r in records_by_id(tables).items():
-        values = {"acc": _percent(r["accuracy"]), "n": f"{r['n']:,}",
-                  "cite": f":ref:`{citation(r)} <result-{rid}>`"}
+        values = {"n": f"{r['n']:,}", "cite": f":ref:`{citation(r)} <result-{rid}>`"}
+        if r["accuracy"] is not None:
+            values["acc"] = _percent(r["accuracy"])
+            values["accsd"] = _mean_sd(r["accuracy"], r.get("accuracy_std"))
         if r["macro_f1"] is not None:
             values["f1"] = _number(r["macro_f1"])
         if r.get("balanced_accuracy") is not None:
             values["bal"] = _percent(r["balanced_accuracy"])
+            values["balsd"] = _mean_sd(r["balanced_accuracy"],
+                                       r.get("balanced_accuracy_std"))
         if r.get("accuracy_std") is not None:
             values["sd"] = f"{_points(r['accuracy_std'])} points"
+        values.update({k: _percent(v) for k, v in r.get("rates", {}).items()})
+        values.update({k: _value(v) for k, v in r.get("values", {}).items()})
         for key, value in values.items():
             lines.append(f".. |{rid}:{key}| replace:: {value}")
     return "\n".join(lines) + "\n"
