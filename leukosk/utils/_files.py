@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_path", "read_state_dict"]
+__all__ = ["atomic_path", "write_csv", "read_state_dict"]
 
 
 @contextlib.contextmanager
@@ -52,6 +52,30 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_csv(path, header, rows):
+    """Write a CSV file atomically, every text cell escaped
+    (:func:`leukosk.utils._output.csv_cell`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from leukosk.utils._files import write_csv
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_csv(pathlib.Path(d, "t.csv"), ["name", "n"], [["=1+2", 3]])
+    ...     pathlib.Path(d, "t.csv").read_text().splitlines()
+    ['name,n', "'=1+2,3"]
+    """
+    import csv
+
+    from ._output import csv_cell
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([csv_cell(cell) if isinstance(cell, str) else cell
+                          for cell in row] for row in rows)
 
 
 def read_state_dict(f_name, use_safetensors=False):

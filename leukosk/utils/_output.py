@@ -27,7 +27,7 @@ import unicodedata
 from pathlib import Path
 
 __all__ = ["safe_name", "output_path", "check_output_folder", "check_output_file",
-           "replaced_folder", "csv_cell", "printable"]
+           "replaced_folder", "csv_cell", "printable", "unicode_text"]
 
 _UNSAFE = re.compile(r"[^\w.+=@,-]", re.ASCII)
 _MAX_NAME = 80
@@ -68,6 +68,20 @@ def csv_cell(text):
     """
     text = printable(text)
     return "'" + text if text.startswith(_FORMULA) else text
+
+
+def unicode_text(name):
+    """A file name as valid Unicode (bytes that are not UTF-8 as ``\\xNN``),
+    for JSON, which cannot hold the surrogates Python reads such bytes as.
+
+    Examples
+    --------
+    >>> import os
+    >>> from leukosk.utils._output import unicode_text
+    >>> unicode_text(os.fsdecode(b"cell\\xff.png"))
+    'cell\\\\xff.png'
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def safe_name(text):
