@@ -1,7 +1,10 @@
 """The command line parses and calls (issue 21): it imports the library's
-public names only.
+public names only, and tells a bug in leukosk from a user's error.
 
-Defect 9: ``predict --output`` writes atomically: Ctrl-C while writing leaves the
+Defect 8: a ``TypeError`` or ``RuntimeError`` raised inside the library is
+a bug, not a usage error: it must end as "unexpected error ... please report
+it", with its traceback when ``LEUKOSK_TRACEBACK=1`` is set. Defect 9:
+``predict --output`` writes atomically: Ctrl-C while writing leaves the
 previous file (or none), never half a CSV.
 """
 
@@ -72,7 +75,7 @@ def test_the_import_check_sees_a_private_import(tmp_path):
     assert [_is_public(m, n) for m, n in _imports(fake)] == [False, True, False]
 
 
-# -- fixtures ----------------------------------------------
+# -- defect 8: library bugs are not user errors ----------------------------------------------
 
 @pytest.fixture(scope="module")
 def model_and_images(tmp_path_factory):
@@ -87,6 +90,53 @@ def model_and_images(tmp_path_factory):
     for i, image in enumerate(X):
         Image.fromarray(image).save(root / "cells" / f"cell{i}.png")
     return root / "model", root / "cells"
+
+
+@pytest.mark.parametrize("error", [TypeError("unsupported operand"),
+                                   RuntimeError("shape mismatch")])
+def test_a_library_bug_is_reported_as_a_bug(error, model_and_images, monkeypatch, capsys):
+    model, cells = model_and_images
+
+    def bug(self, X):
+        raise error
+
+    monkeypatch.setattr(VGG19LeukocyteClassifier, "predict_proba", bug)
+    monkeypatch.delenv("LEUKOSK_TRACEBACK", raising=False)
+    assert main(["predict", "--model", str(model), str(cells)]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"leukosk predict: unexpected error ({type(error).__name__}): "
+                           f"{error}"), last
+    assert "please report it" in last and "LEUKOSK_TRACEBACK=1" in last
+    assert "Traceback" not in err
+
+    monkeypatch.setenv("LEUKOSK_TRACEBACK", "1")
+    assert main(["predict", "--model", str(model), str(cells)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in bug" in err
+    assert err.strip().splitlines()[-1] == last  # the same line, below the traceback
+
+
+def test_documented_user_errors_stay_one_line(model_and_images, monkeypatch, capsys):
+    from leukosk import WeightsUnavailableError
+
+    model, cells = model_and_images
+
+    def offline(self, X):
+        raise WeightsUnavailableError("no weights offline; pass --weights none")
+
+    monkeypatch.setattr(VGG19LeukocyteClassifier, "predict_proba", offline)
+    monkeypatch.delenv("LEUKOSK_TRACEBACK", raising=False)
+    assert main(["predict", "--model", str(model), str(cells)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "leukosk predict: error: no weights offline; pass --weights none"
+    assert main(["predict", "--model", str(model / "missing"), str(cells)]) == 1
+    assert capsys.readouterr().err.startswith("leukosk predict: error: no model.safetensors")
+    monkeypatch.setenv("LEUKOSK_TRACEBACK", "1")  # a user error shows it on request too
+    assert main(["predict", "--model", str(model / "missing"), str(cells)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("leukosk predict: error: no model")
 
 
 # -- defect 9: predict --output is written atomically ------------------------------------------
