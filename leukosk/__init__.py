@@ -13,10 +13,14 @@ The public API:
   model other labs' images; :class:`Augmentations` chains them.
 * :class:`LeukoskWeights` and :func:`load_pretrained`: a leukocyte classifier
   trained on PBC, shipped in the package: predict at once, or fine-tune.
+  :func:`load_model` loads what a model argument names (a shipped model, a
+  model folder or file), as the ``leukosk`` command does; :func:`resolve_model`
+  says what that is.
 * :class:`WeightsUnavailableError`: raised when pretrained weights are neither
   cached nor downloadable; :class:`NonFiniteLossError` when training
   diverges; :class:`FitInterruptedWarning` when ``fit`` was interrupted.
-* :mod:`leukosk.datasets`: ``load_pbc``, ``fetch_pbc`` and the bundled sample.
+* :mod:`leukosk.datasets`: ``load_pbc``, ``fetch_pbc``, the bundled sample, and
+  ``list_images`` (the image files under folders).
 * :mod:`leukosk.model_selection`: the paper's split, duplicate-aware splits.
 * :mod:`leukosk.protocols`: the paper's recipe in one call.
 * :mod:`leukosk.reports`: Fig. 5 / Fig. 6 style figures and metric tables.
@@ -48,6 +52,8 @@ _LAZY = {
     "Augmentations": ".augmentation._labshift",
     "LeukoskWeights": ".weights._shipped",
     "load_pretrained": ".classifier._pretrained",
+    "load_model": ".classifier._pretrained",
+    "resolve_model": ".classifier._pretrained",
     "NonFiniteLossError": ".classifier._training",
     "FitInterruptedWarning": ".classifier._training",
 }
@@ -57,7 +63,8 @@ _SUBMODULES = ("adapt", "callbacks", "count", "datasets", "domain", "explain",
 __all__ = ["VGG19LeukocyteClassifier", "LeukocyteVGG", "RandomReflectRotate", "AugmentedImages",
            "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
            "RandomJPEG", "Augmentations",
-           "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
+           "LeukoskWeights", "load_pretrained", "load_model", "resolve_model",
+           "WeightsUnavailableError",
            "NonFiniteLossError", "FitInterruptedWarning", "__version__"]
 
 

@@ -10,10 +10,18 @@ not), and lists the cells whose conformal prediction set is not a single
 class, for a person to look at.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["differential_count", "wilson_interval"]
+from .utils._output import unicode_text
+
+__all__ = ["differential_count", "wilson_interval", "write_count_files"]
+
+#: The files :func:`write_count_files` writes.
+COUNT_FILES = ("count.csv", "referred.csv", "count.json")
 
 
 def check_level(value, name):
@@ -129,6 +137,82 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
                               "set": [str(c) for c in classes[in_set[i]]]})
     return Bunch(table=table, n_cells=n, referred=referrals, referral=how,
                  labels=labels, proba=proba, confidence=confidence, classes=classes)
+
+
+def write_count_files(folder, count, *, model=None, lab_shift=None):
+    """Write a differential count as ``count.csv``, ``referred.csv`` and ``count.json``.
+
+    The files of ``leukosk count``, each written atomically (a crash leaves
+    the previous file or the new one). Text from files and models is
+    escaped: CSV cells that a spreadsheet would run as a formula get a
+    leading apostrophe, and file names that are not valid UTF-8 show their
+    bytes as ``\\xNN`` in the JSON.
+
+    Parameters
+    ----------
+    folder : path-like
+        An existing folder; the three files in it are replaced.
+    count : Bunch
+        From :func:`differential_count`.
+    model : str, default=None
+        Names the model that counted (``count.json``'s ``model``).
+    lab_shift : Bunch or dict, default=None
+        The verdict of :func:`leukosk.domain.watch_lab_shift` (``score``,
+        ``threshold``, ``shifted``); None when the images were not checked
+        (all three are then null).
+
+    Returns
+    -------
+    dict
+        ``{"csv": path, "referred": path, "json": path}``.
+
+    Notes
+    -----
+    ``count.csv``: ``class, count, percent, ci_low, ci_high`` (percentages,
+    two decimals); ``referred.csv``: ``file, predicted, plausible classes``
+    (the set, space-separated); ``count.json``: ``model``, ``n_cells``,
+    ``confidence``, ``interval``, ``table``, ``referral``, ``referred`` and
+    ``lab_shift``.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from leukosk.count import differential_count, write_count_files
+    >>> model = DummyClassifier().fit(np.zeros((4, 1)), ["ig", "neutrophil"] * 2)
+    >>> count = differential_count(model, np.zeros((10, 1)))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     paths = write_count_files(d, count, model="a dummy")
+    ...     print(paths["csv"].read_text().splitlines()[1])
+    ...     json.loads(paths["json"].read_text())["n_cells"]
+    ig,10,100.00,72.25,100.00
+    10
+    """
+    from .utils._files import atomic_path
+    from .utils._output import write_csv
+
+    folder = Path(folder)
+    paths = {"csv": folder / "count.csv", "referred": folder / "referred.csv",
+             "json": folder / "count.json"}
+    write_csv(paths["csv"], ["class", "count", "percent", "ci_low", "ci_high"],
+              ([row["class"], row["count"], f"{row['percent']:.2f}",
+                f"{row['ci_low']:.2f}", f"{row['ci_high']:.2f}"] for row in count.table))
+    write_csv(paths["referred"], ["file", "predicted", "plausible classes"],
+              ([row["name"], row["predicted"], " ".join(row["set"])]
+               for row in count.referred))
+    shift = {} if lab_shift is None else lab_shift
+    document = {"model": None if model is None else unicode_text(model),
+                "n_cells": count.n_cells, "confidence": count.confidence,
+                "interval": "Wilson score", "table": count.table,
+                "referral": count.referral,
+                "referred": [dict(row, name=unicode_text(row["name"]))
+                             for row in count.referred],
+                "lab_shift": {key: shift.get(key) for key in
+                              ("score", "threshold", "shifted")}}
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
+    return paths
 
 
 def _mapie_sets(conformal, images, coverage):

@@ -14,7 +14,8 @@ This module adds only what they lack for a cell classifier: the top-label
 expected calibration error and its reliability curve (reported before and
 after calibration), prediction sets from a stored threshold (so that a
 shipped model can refer cells to an expert without its user holding
-calibration data), and the referral of cells whose set is not a single class.
+calibration data; :func:`stored_conformal_sets` reads them), and the referral
+of cells whose set is not a single class.
 """
 
 import numpy as np
@@ -22,7 +23,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import column_or_1d
 
 __all__ = ["expected_calibration_error", "reliability_curve", "conformalize",
-           "ConformalSets", "referred"]
+           "ConformalSets", "stored_conformal_sets", "referred"]
 
 
 def _top_label(y_true, proba, classes):
@@ -188,6 +189,43 @@ class ConformalSets:
     def predict_set(self, proba, confidence_level=0.95):
         """Boolean array (n, n_classes): the classes in each image's set."""
         return np.asarray(proba) >= 1 - self.threshold(confidence_level)
+
+
+def stored_conformal_sets(model="default"):
+    """The conformal sets stored with a model, or None if it stores none.
+
+    Shipped models store the LAC thresholds fitted on their calibration
+    images (``LeukoskWeights.meta["conformal"]``), so that they can refer
+    cells to an expert without calibration data; a saved model stores none:
+    make its sets with :func:`conformalize` on labelled images.
+
+    Parameters
+    ----------
+    model : str, path-like or LeukoskWeights, default="default"
+        A model argument, as :func:`leukosk.load_model` takes it:
+        ``"default"``, a shipped model or its name, a model folder or file.
+
+    Returns
+    -------
+    ConformalSets or None
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model`` names no model (:func:`leukosk.resolve_model`).
+
+    Examples
+    --------
+    >>> from leukosk.uncertainty import stored_conformal_sets
+    >>> sorted(stored_conformal_sets("default").thresholds)
+    [0.9, 0.95]
+    """
+    from .classifier._pretrained import resolve_model
+
+    meta = getattr(resolve_model(model), "meta", {})  # a model file: a Path, no meta
+    if "conformal" not in meta:
+        return None
+    return ConformalSets(meta["conformal"]["thresholds"])
 
 
 def referred(sets):

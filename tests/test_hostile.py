@@ -282,12 +282,12 @@ def test_names_that_are_not_utf8_or_formulas_are_written_safely(sample, plain_mo
                                                                 tmp_path, monkeypatch):
     import csv
 
-    from leukosk.cli import _main as cli
+    from leukosk.cli import _commands
     from leukosk.uncertainty import ConformalSets
 
     out = tmp_path / "count"
     monkeypatch.chdir(sample.parent)
-    monkeypatch.setattr(cli, "_conformal_sets",  # sets of every class: all referred
+    monkeypatch.setattr(_commands, "_conformal_sets",  # sets of every class: all referred
                         lambda *args: ConformalSets({0.95: 1.0}))
     assert main(["count", str(plain_model), sample.name, "--out", str(out)]) == 0
     rows = list(csv.reader((out / "referred.csv").open(encoding="utf-8")))[1:]

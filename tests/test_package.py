@@ -25,8 +25,9 @@ def test_public_names():
         "VGG19LeukocyteClassifier", "LeukocyteVGG", "RandomReflectRotate", "AugmentedImages",
         "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",
         "RandomJPEG", "Augmentations",
-        "LeukoskWeights", "load_pretrained", "WeightsUnavailableError",
-        "NonFiniteLossError", "FitInterruptedWarning", "__version__"}
+        "LeukoskWeights", "load_pretrained", "load_model", "resolve_model",
+        "WeightsUnavailableError", "NonFiniteLossError", "FitInterruptedWarning",
+        "__version__"}
     for name in leukosk.__all__:
         assert getattr(leukosk, name) is not None
     assert "VGG19LeukocyteClassifier" in dir(leukosk)

@@ -38,15 +38,13 @@ def run_shipped_demo(out_dir="leukosk-demo", *, weights="DEFAULT", device="auto"
         ``accuracy``, ``n``, ``confusion_matrix``, ``classes``, ``seconds``,
         ``model`` (the member's name), ``figure``.
     """
-    from ..weights._shipped import LeukoskWeights, resolve_leukosk_weights
-    from ..classifier._pretrained import load_pretrained
+    from .. import load_model, resolve_model
     from ..datasets import load_pbc_sample
-    from ..reports import plot_confusion_matrix
-    from ..reports._report import save_figure
+    from ..reports import plot_confusion_matrix, save_figure
 
     start = time.perf_counter()
-    member = LeukoskWeights[resolve_leukosk_weights(weights).name]
-    clf = load_pretrained(member, device=device)
+    member = resolve_model(weights)
+    clf = load_model(member, device=device)
     X, y = load_pbc_sample(return_paths=True, return_X_y=True)
     y_pred = clf.predict(X)
     seconds = time.perf_counter() - start
@@ -90,12 +88,11 @@ def _write_corrections(path, names, predicted, truth):
 
 def _review(out_dir, clf, paths, root):
     """The count of ``paths`` (one sample) and its review page."""
-    from ..weights._shipped import LeukoskWeights
     from ..count import differential_count
-    from ..review._page import display_names, write_review_page
-    from ..uncertainty import ConformalSets
+    from ..review import display_names, write_review_page
+    from ..uncertainty import stored_conformal_sets
 
-    sets = ConformalSets(LeukoskWeights.DEFAULT.meta["conformal"]["thresholds"])
+    sets = stored_conformal_sets("default")
     count = differential_count(clf, paths, sets=sets)
     page = write_review_page(out_dir, count, paths, clf=clf,
                              names=display_names(paths, root),
@@ -136,13 +133,11 @@ def run_review_demo(out_dir="leukosk-demo", *, max_epochs=10, random_state=0,
         ``fit_seconds``, ``seconds``, ``confusion_matrix``, ``classes``,
         ``figure``, ``model``.
     """
-    from ..classifier._pretrained import load_pretrained
+    from .. import load_pretrained
     from ..corrections import adapt_to_corrections, write_adapted_model
-    from ..datasets import load_pbc_sample
-    from ..datasets._sample import sample_folder
-    from ..reports import plot_confusion_matrix
-    from ..reports._report import save_figure
-    from ..review._page import display_names
+    from ..datasets import load_pbc_sample, sample_folder
+    from ..reports import plot_confusion_matrix, save_figure
+    from ..review import display_names
 
     start, out = time.perf_counter(), Path(out_dir)
     paths, y = load_pbc_sample(return_paths=True, return_X_y=True)

@@ -10,7 +10,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score,
 from ..utils._files import atomic_path
 from ._paper import paper_metrics
 
-__all__ = ["evaluation_report", "report_markdown", "write_report"]
+__all__ = ["evaluation_report", "report_markdown", "write_report", "save_figure"]
 
 
 def evaluation_report(y_true, y_pred, *, labels=None):
@@ -114,9 +114,33 @@ def report_markdown(report, *, figures=(), title="Evaluation report"):
 
 
 def save_figure(fig, path):
-    """Write ``fig`` as PNG and SVG beside ``path`` atomically; close it."""
+    """Write a figure as PNG and SVG, each atomically, and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+        The file name; its suffix is replaced by ``.png`` and ``.svg``.
+
+    Returns
+    -------
+    pathlib.Path
+        The PNG file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from leukosk.reports import save_figure
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     png = save_figure(plt.figure(), pathlib.Path(d, "empty"))
+    ...     sorted(p.name for p in pathlib.Path(d).iterdir())
+    ['empty.png', 'empty.svg']
+    """
     import matplotlib.pyplot as plt
 
+    path = Path(path)
     for suffix in (".png", ".svg"):
         with atomic_path(path.with_suffix(suffix)) as tmp:
             fig.savefig(tmp, format=suffix[1:], dpi=130)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..explain import overlay  # lives with Grad-CAM; re-exported here, as before
 from ..utils._images import take_images
 from ._figures import _pyplot
 
@@ -58,16 +59,6 @@ def plot_reliability_diagram(y_true, probas, classes, *, labels=None, n_bins=15,
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def overlay(image, cam, alpha=0.45):
-    """An RGB image with a Grad-CAM map laid over it (jet colours), uint8."""
-    plt = _pyplot()
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
-    heat = plt.get_cmap("jet")(np.clip(cam, 0, 1))[..., :3] * 255
-    return np.clip((1 - alpha) * image + alpha * heat, 0, 255).astype(np.uint8)
 
 
 def plot_grad_cam(images, cams, *, titles=None, ncols=4, alpha=0.45):

@@ -17,10 +17,15 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["check_images", "chw_batch", "decode_image", "image_arrays", "resize_batch",
-           "take_images"]
+__all__ = ["IMAGE_SUFFIXES", "check_images", "chw_batch", "decode_image", "image_arrays",
+           "resize_batch", "take_images"]
 
 _MAX_LISTED = 5
+
+#: The file suffixes (lower case) that mark a file in a searched folder as an
+#: image: :func:`leukosk.datasets.list_images` reads these and ignores the
+#: rest. A file named explicitly is tried whatever its suffix.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 
 
 def _listing(items):

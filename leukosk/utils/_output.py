@@ -26,10 +26,10 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from ._files import _umask, remove_dead_temps, writer_tempdir
+from ._files import _umask, atomic_path, remove_dead_temps, writer_tempdir
 
 __all__ = ["safe_name", "output_path", "check_output_folder", "check_output_file",
-           "replaced_folder", "csv_cell", "printable"]
+           "replaced_folder", "csv_cell", "printable", "unicode_text", "write_csv"]
 
 _UNSAFE = re.compile(r"[^\w.+=@,-]", re.ASCII)
 _MAX_NAME = 80
@@ -70,6 +70,20 @@ def csv_cell(text):
     """
     text = printable(text)
     return "'" + text if text.startswith(_FORMULA) else text
+
+
+def unicode_text(name):
+    """A file name as valid Unicode (bytes that are not UTF-8 as ``\\xNN``),
+    for JSON, which cannot hold the surrogates Python reads such bytes as.
+
+    Examples
+    --------
+    >>> import os
+    >>> from leukosk.utils._output import unicode_text
+    >>> unicode_text(os.fsdecode(b"cell\\xff.png"))
+    'cell\\\\xff.png'
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def safe_name(text):
@@ -263,3 +277,24 @@ def replaced_folder(out, owned):
     finally:
         shutil.rmtree(new, ignore_errors=True)
 
+
+def write_csv(path, header, rows):
+    """Write a CSV file atomically, every text cell escaped
+    (:func:`csv_cell`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from leukosk.utils._output import write_csv
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_csv(pathlib.Path(d, "t.csv"), ["name", "n"], [["=1+2", 3]])
+    ...     pathlib.Path(d, "t.csv").read_text().splitlines()
+    ['name,n', "'=1+2,3"]
+    """
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([csv_cell(cell) if isinstance(cell, str) else cell
+                          for cell in row] for row in rows)
