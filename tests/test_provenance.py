@@ -248,6 +248,12 @@ CITING_PAGES = {
         "60", "25",
         # a one-off hand-written loop whose code was not kept (no record)
         "48"},
+    "docs/performance.rst": {
+        # bench_predict.py: achieved / peak FLOP/s of the machine named
+        "86", "87", "36", "32",
+        # the demo's from-scratch run varies with the CPU (the range of
+        # "Small runs whose result varies" on results.rst), and chance
+        "50", "60", "12.5"},
 }
 
 
