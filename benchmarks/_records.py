@@ -29,8 +29,9 @@ _RATE = ("rate", "a fraction in [0, 1], or null where it does not apply")
 
 #: Every key a record may have: ``(required, type, meaning)``. ``accuracy``
 #: and the other rates are fractions (0.974, not 97.4). ``source`` is the
-#: command that measured the record; its first word is a script of
-#: ``benchmarks/`` or ``examples/``.
+#: command that measured the record: a script of ``benchmarks/`` or
+#: ``examples/`` with its arguments, or a documented ``leukosk`` command
+#: (``leukosk count MODEL SAMPLE_FOLDER``) for a figure that command prints.
 RECORD_SCHEMA = {
     "id": (True, "slug", "unique over all results files; the anchor "
                          "result-ID and the substitutions |ID:acc| etc. of the docs"),
@@ -43,7 +44,8 @@ RECORD_SCHEMA = {
     "accuracy": (True, "rate", "accuracy (mean over draws where there are draws); "
                                "null only in a record of other rates"),
     "macro_f1": (True, "rate", "macro-F1, null where the data lack classes"),
-    "source": (True, "command", "the command that measured it"),
+    "source": (True, "command", "the command that measured it: a script of "
+                                "benchmarks/ or examples/, or 'leukosk COMMAND ...'"),
     "balanced_accuracy": (False, "rate", "balanced accuracy over the classes present"),
     "accuracy_std": (False, "rate", "sd of the accuracy over draws"),
     "balanced_accuracy_std": (False, "rate", "sd of the balanced accuracy over draws"),
@@ -109,7 +111,7 @@ def validate_record(record, machines=None, root=ROOT):
               "rate": lambda v: v is None or (isinstance(v, _NUMBER)
                                               and not isinstance(v, bool) and 0 <= v <= 1),
               "date": lambda v: isinstance(v, str) and _DATE.match(v),
-              "command": lambda v: isinstance(v, str) and _script_exists(v, root),
+              "command": lambda v: isinstance(v, str) and _command_exists(v, root),
               "rates": lambda v: _named(v, lambda x: 0 <= x <= 1),
               "values": lambda v: _named(v, lambda x: x >= 0),
               }[kind](value)
@@ -130,7 +132,25 @@ def _named(mapping, check):
                     for k, v in mapping.items()))
 
 
-def _script_exists(command, root):
+def cli_commands(root=ROOT):
+    """The commands of the ``leukosk`` command line (the keys of ``EXTRAS`` in
+    ``leukosk/cli/_main.py``), read from its source: no import, no torch."""
+    import ast
+
+    tree = ast.parse((Path(root) / "leukosk" / "cli" / "_main.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], "id", None) == "EXTRAS"):
+            return set(ast.literal_eval(node.value))
+    raise RecordError("leukosk/cli/_main.py defines no EXTRAS: the commands are unknown")
+
+
+def _command_exists(command, root):
+    """A script of ``benchmarks/`` or ``examples/`` that exists, or
+    ``leukosk COMMAND`` with a command of the command line."""
+    words = command.split()
+    if words[:1] == ["leukosk"]:
+        return len(words) > 1 and words[1] in cli_commands(root)
     script = command_script(command)
     return (script is not None and script.split("/")[0] in ("benchmarks", "examples")
             and (Path(root) / script).is_file())
