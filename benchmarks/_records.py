@@ -134,15 +134,15 @@ def _named(mapping, check):
 
 def cli_commands(root=ROOT):
     """The commands of the ``leukosk`` command line (the keys of ``EXTRAS`` in
-    ``leukosk/cli/_main.py``), read from its source: no import, no torch."""
+    ``leukosk/cli/_parser.py``), read from its source: no import, no torch."""
     import ast
 
-    tree = ast.parse((Path(root) / "leukosk" / "cli" / "_main.py").read_text(encoding="utf-8"))
+    tree = ast.parse((Path(root) / "leukosk" / "cli" / "_parser.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and getattr(node.targets[0], "id", None) == "EXTRAS"):
             return set(ast.literal_eval(node.value))
-    raise RecordError("leukosk/cli/_main.py defines no EXTRAS: the commands are unknown")
+    raise RecordError("leukosk/cli/_parser.py defines no EXTRAS: the commands are unknown")
 
 
 def _command_exists(command, root):
