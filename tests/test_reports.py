@@ -135,3 +135,33 @@ def test_trust_figures_and_report(tmp_path):
     strict = ConformalSets({0.95: 0.0})  # no class is plausible enough: refer all
     count = differential_count(clf, np.array(paths), sets=strict, coverage=0.95)
     assert [row["name"] for row in count.referred] == paths
+
+
+def test_trust_report_with_classes_in_unsorted_order():
+    """Issue 21: with ``classes=[...]`` unsorted, ``np.searchsorted(classes_, y)``
+    read the probability of the wrong class as the true one's."""
+    from conftest import FAST, make_images
+    from sklearn.model_selection import train_test_split
+
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.reports import plot_top_losses, trust_report
+
+    X, y = make_images(n_per_class=8, seed=3)
+    order = ["platelet", "basophil", "eosinophil"]
+    clf = VGG19LeukocyteClassifier(**dict(FAST, classes=order)).fit(X[::2], y[::2])
+    assert clf.classes_.tolist() == order
+    proba = clf.predict_proba(X)
+    truth = np.array([order.index(label) for label in y])
+    _, rows = plot_top_losses(clf, X, y, k=len(y), proba=proba)
+    for row in rows:
+        assert row["p_true"] == pytest.approx(proba[row["index"], truth[row["index"]]])
+    with pytest.raises(ValueError, match=r"label\(s\) \['neutrophil'\].*classes_ are"):
+        plot_top_losses(clf, X[:1], ["neutrophil"])
+    summary, _ = trust_report(clf, X, y, coverage=(0.8,))
+    _, X_test, _, y_test = train_test_split(X, y, train_size=0.5, stratify=y,
+                                            random_state=0)
+    p_test = clf.predict_proba(X_test)
+    in_set = p_test >= 1 - summary["conformal"]["0.8"]["threshold"]
+    true_col = np.array([order.index(label) for label in y_test])
+    assert summary["conformal"]["0.8"]["coverage"] == pytest.approx(
+        in_set[np.arange(len(y_test)), true_col].mean())

@@ -140,13 +140,12 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
         ``index``, ``true``, ``predicted``, ``p_true``, ``loss`` of each shown image.
     """
     from ..explain import grad_cam
+    from ..utils._labels import encode
 
     y = np.asarray(y)
-    proba = clf.predict_proba(X) if proba is None else np.asarray(proba)
     classes = clf.classes_
-    true_index = np.searchsorted(classes, y) if np.all(np.isin(y, classes)) else None
-    if true_index is None:
-        raise ValueError("y has labels the classifier does not know.")
+    true_index = encode(y, classes)  # columns in the order of classes_, sorted or not
+    proba = clf.predict_proba(X) if proba is None else np.asarray(proba)
     p_true = proba[np.arange(len(y)), true_index]
     predicted = classes[proba.argmax(1)]
     wrong = np.flatnonzero(predicted != y)
@@ -251,6 +250,7 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
 
     from ..uncertainty import (ConformalSets, conformalize, expected_calibration_error,
                                referred)
+    from ..utils._labels import encode
 
     y = np.asarray(y)
     if np.unique(y, return_counts=True)[1].min() < 4:
@@ -263,11 +263,13 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
     calibrated = CalibratedClassifierCV(FrozenEstimator(clf), method="temperature",
                                         cv=folds)
     calibrated.fit(X_cal, y_cal)
-    proba_after = calibrated.predict_proba(X_test)
     classes = clf.classes_
+    # scikit-learn's columns are in sorted order (its LabelEncoder): back to clf's
+    proba_after = np.zeros_like(proba)
+    proba_after[:, encode(calibrated.classes_, classes)] = calibrated.predict_proba(X_test)
     sets = ConformalSets.from_mapie(conformalize(clf, X_cal, y_cal,
                                                  confidence_level=list(coverage)))
-    truth = np.searchsorted(classes, y_test)
+    truth = encode(y_test, classes)
     conformal = {}
     for level in coverage:
         in_set = sets.predict_set(proba, level)
