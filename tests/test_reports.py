@@ -165,3 +165,38 @@ def test_trust_report_with_classes_in_unsorted_order():
     true_col = np.array([order.index(label) for label in y_test])
     assert summary["conformal"]["0.8"]["coverage"] == pytest.approx(
         in_set[np.arange(len(y_test)), true_col].mean())
+
+
+def test_scikit_learn_floor_has_temperature_scaling():
+    """Issue 21: ``trust_report`` needs ``CalibratedClassifierCV(method=
+    "temperature")``, added in scikit-learn 1.8; pyproject admitted 1.6."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from leukosk.reports._trust import TEMPERATURE_SCALING_SINCE
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    floors = [re.fullmatch(r"scikit-learn\s*>=\s*(\d+)\.(\d+)(?:\.\d+)?\s*", spec)
+              for spec in pyproject["project"]["dependencies"]
+              if spec.startswith("scikit-learn")]
+    assert len(floors) == 1 and floors[0], "scikit-learn>=X.Y expected in pyproject"
+    assert tuple(map(int, floors[0].groups())) >= TEMPERATURE_SCALING_SINCE == (1, 8)
+
+
+def test_trust_section_says_why_when_it_cannot_be_measured(tmp_path, monkeypatch):
+    """Issue 21: without temperature scaling (scikit-learn < 1.8) the trust
+    section vanished; now trust_report names the fix and the report says so."""
+    import sklearn
+
+    from leukosk.reports import trust_report, write_report
+
+    monkeypatch.setattr(sklearn, "__version__", "1.7.2")
+    with pytest.raises(ValueError, match=r"scikit-learn 1\.7\.2 .*temperature.*"
+                                         r"pip install 'scikit-learn>=1\.8'"):
+        trust_report(object(), np.zeros((8, 4, 4, 3), np.uint8), ["a", "b"] * 4)
+    paths = write_report(tmp_path, ["a", "b"], ["a", "a"], trust="no temperature, here")
+    text = paths["markdown"].read_text()
+    assert "## How far to trust it" in text and "Not measured: no temperature, here" in text
+    assert json.loads(paths["json"].read_text())["trust"] == {
+        "not_measured": "no temperature, here"}

@@ -168,6 +168,26 @@ def _take(X, index):
     return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]
 
 
+#: The scikit-learn release that brought ``CalibratedClassifierCV(method=
+#: "temperature")`` (the floor of leukosk's requirement, see pyproject.toml).
+TEMPERATURE_SCALING_SINCE = (1, 8)
+
+
+def _check_temperature_scaling():
+    """A clear error where scikit-learn predates temperature scaling."""
+    import re
+
+    import sklearn
+
+    version = tuple(int(part) for part in re.findall(r"\d+", sklearn.__version__)[:2])
+    if version < TEMPERATURE_SCALING_SINCE:
+        since = ".".join(map(str, TEMPERATURE_SCALING_SINCE))
+        raise ValueError(
+            f"scikit-learn {sklearn.__version__} has no temperature scaling "
+            f"(CalibratedClassifierCV(method='temperature') came with scikit-learn "
+            f"{since}, which leukosk requires): pip install 'scikit-learn>={since}'")
+
+
 #: The most bars :func:`plot_differential_count` draws.
 MAX_BARS = 30
 
@@ -236,6 +256,12 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
     random_state : int, default=0
         Seeds the calibration split.
 
+    Raises
+    ------
+    ValueError
+        With fewer than 4 images of a class, or where scikit-learn predates
+        temperature scaling (1.8).
+
     Returns
     -------
     summary : dict
@@ -252,6 +278,7 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
                                referred)
     from ..utils._labels import encode
 
+    _check_temperature_scaling()
     y = np.asarray(y)
     if np.unique(y, return_counts=True)[1].min() < 4:
         raise ValueError("too few images per class to split into calibration and test "
