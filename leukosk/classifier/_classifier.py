@@ -158,10 +158,14 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         For in-memory image arrays: copy the ``uint8`` images to the training
         device once and cut batches there, instead of a
         :class:`~torch.utils.data.DataLoader` collating and copying every
-        batch. ``"auto"`` does so when ``X`` is an array, no ``iterator_*``
-        options other than ``shuffle``/``batch_size`` are set, and the array
-        takes at most a quarter of the free GPU memory. File-path inputs always
-        stream through the DataLoader (set ``iterator_train__num_workers``).
+        batch. Batches on the device honour the ``shuffle``, ``batch_size``
+        and ``drop_last`` of ``iterator_train__*``/``iterator_valid__*``.
+        ``"auto"`` does so when ``X`` is an array, ``iterator_train`` and
+        ``iterator_valid`` are the DataLoader with no other options, and the
+        array takes at most a quarter of the free GPU memory; ``True`` with
+        a custom iterator or another option is an error (it could not honour
+        them). File-path inputs always stream through the DataLoader (set
+        ``iterator_train__num_workers``).
     lr : float, default=1e-4
         Learning rate (MATLAB's ``InitialLearnRate`` in the paper's recipe);
         finite and non-negative.
