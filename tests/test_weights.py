@@ -267,3 +267,44 @@ def test_concurrent_downloads_are_checked_and_atomic(tmp_path, monkeypatch):
         imagenet._download(bad, tmp_path / "c-00000000.pth", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         url.rsplit("/", 1)[1] for url in payloads if url != bad)
+
+
+def _tensors_reachable(root, depth=4):
+    """Tensors reachable from ``root`` through at most ``depth`` references."""
+    import gc
+
+    seen, frontier, found = {id(root)}, [root], []
+    for _ in range(depth):
+        following = []
+        for obj in frontier:
+            for ref in gc.get_referents(obj):
+                if id(ref) in seen or isinstance(ref, type):
+                    continue
+                seen.add(id(ref))
+                if isinstance(ref, torch.Tensor):
+                    found.append(ref)
+                else:
+                    following.append(ref)
+        frontier = following
+    return found
+
+
+def test_no_state_dict_stays_cached_after_the_network_is_built(tiny, fast, tmp_path):
+    """Issue 21: the lru_cache of model files kept the tensors of up to four
+    models alive for the whole process."""
+    import leukosk.weights._shipped as shipped
+    from leukosk.weights._shipped import resolve_leukosk_weights
+
+    X, y = tiny
+    path = VGG19LeukocyteClassifier(**fast).fit(X, y).save(tmp_path / "m.safetensors")
+    shipped._model_file.cache_clear()
+    child = VGG19LeukocyteClassifier(weights=path, max_epochs=0, verbose=0,
+                                     device="cpu").fit(X, y)
+    assert shipped._model_file.cache_info().currsize == 1  # metadata is cached
+    weights = resolve_leukosk_weights(path)
+    assert weights.meta["classes"] == tuple(child.classes_)
+    assert _tensors_reachable(weights) == []
+    state = weights.get_state_dict()  # read again when asked for, each time
+    assert torch.equal(state["backbone.features.0.weight"],
+                       child.module_.backbone.features[0].weight.detach())
+    assert _tensors_reachable(weights) == []
