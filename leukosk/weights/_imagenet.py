@@ -29,7 +29,7 @@ from urllib.request import Request, urlopen
 import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
-__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict",
+__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict", "backbone_state",
            "normalization", "weights_cache_path", "implied_settings"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -301,6 +301,12 @@ def _from_file(path):
     return state
 
 
+def backbone_state(state):
+    """The torchvision VGG-19 part (``backbone.*``) of a leukosk network's state."""
+    prefix = "backbone."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def load_state_dict(weights, progress=False):
     """Load the state dict that ``resolve_weights`` designated (or None).
 
@@ -320,9 +326,7 @@ def load_state_dict(weights, progress=False):
     if weights is None:
         return None
     if isinstance(weights, TrainedWeights):
-        prefix = "backbone."
-        return {k[len(prefix):]: v for k, v in weights.get_state_dict().items()
-                if k.startswith(prefix)}
+        return backbone_state(weights.get_state_dict())
     if isinstance(weights, WeightsEnum):
         return _from_hub(weights, progress)
     return _from_file(weights)
