@@ -361,7 +361,7 @@ def _check_network_fields(path, network):
     """The file's ``network`` metadata has the fields of the format, typed.
 
     The settings' bounds and their match with the tensors are the network's
-    to check (:func:`leukosk.nn.check_network_metadata`), before it is built.
+    to check (:func:`leukosk.nn._vgg.check_network_metadata`), before it is built.
     """
     threshold = network.get("lab_shift_threshold") if isinstance(network, dict) else None
     if not isinstance(network, dict) or not isinstance(network.get("module"), dict) \

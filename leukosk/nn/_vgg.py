@@ -1,13 +1,15 @@
 """The torch module: preprocessing + torchvision VGG-19 with a new last layer.
 
 ``LeukocyteVGG`` is torchvision's VGG-19 (optionally with batch norm) whose last
-``Linear`` (``classifier[6]``, 4096 -> 1000) is replaced by a freshly initialised
-4096 -> ``n_classes`` layer, as in Jarjees et al. (2022). The other fully
-connected layers keep their (pretrained) weights. A small preprocessing stage in
-front converts ``uint8``/float CHW batches to normalised float and resizes the
-region the network sees (the central ``crop`` fraction, the whole image by
-default, or a square around the cell with ``view="cell"``) to ``image_size``,
-on whatever device the module is on.
+``Linear`` (``classifier[6]``, 4096 -> 1000) is replaced by a freshly
+initialised ``hidden_units`` -> ``n_classes`` layer, as in Jarjees et al.
+(2022). The other fully connected layers keep their pretrained weights where
+their shape is torchvision's (``hidden_units=4096``, ``width=1``,
+``pool_size=7``). A small preprocessing stage in front converts ``uint8``/float
+CHW batches to normalised float and resizes the region the network sees (the
+central ``crop`` fraction, the whole image by default, or a square around the
+cell with ``view="cell"``) to ``image_size``, on whatever device the module is
+on.
 """
 
 import torch
