@@ -129,7 +129,7 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
             in_set = sets.predict_set(proba, coverage)
             how = f"conformal sets at {coverage:.0%} (stored LAC thresholds)"
         else:  # a conformalized MAPIE classifier
-            in_set = _mapie_sets(sets, images, coverage)
+            in_set = _mapie_sets(sets, images, coverage, classes)
             how = f"conformal sets at {coverage:.0%} (MAPIE, LAC)"
         for i in np.flatnonzero(referred(in_set)):
             referrals.append({"name": names[i], "index": int(i),
@@ -215,9 +215,14 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
     return paths
 
 
-def _mapie_sets(conformal, images, coverage):
+def _mapie_sets(conformal, images, coverage, classes):
+    """MAPIE's sets at ``coverage``, their columns in the order of ``classes``
+    (MAPIE's are in its own classes' order, sorted)."""
+    from .utils._labels import encode
+
     levels = [round(1 - alpha, 10) for alpha in conformal._alphas]
     if round(coverage, 10) not in levels:
         raise ValueError(f"the conformal classifier has levels {levels}, not {coverage}.")
     _, sets = conformal.predict_set(images)
-    return sets[:, :, levels.index(round(coverage, 10))]
+    columns = encode(classes, conformal._mapie_classifier.classes_, what="classes_")
+    return sets[:, columns, levels.index(round(coverage, 10))]

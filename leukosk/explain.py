@@ -51,12 +51,17 @@ def _class_index(clf, target, n):
 def _batch_maps(clf, module, images, index):
     """Grad-CAM of one batch (n, 3, H, W uint8 or float) -> (maps, class indices)."""
     captured = {}
-    layer = _last_block(module)
-    handle = layer.register_forward_hook(lambda m, i, out: captured.__setitem__("a", out))
+
+    def root(layer, inputs, out):
+        # The graph starts at the last block's output: Grad-CAM differentiates
+        # by it alone, so nothing before it need require a gradient (uint8
+        # input, ``freeze_features=True``).
+        captured["a"] = out.detach().requires_grad_(True)
+        return captured["a"]
+
+    handle = _last_block(module).register_forward_hook(root)
     try:
         x = images.to(clf.device_)
-        if x.dtype != torch.uint8:
-            x = x.float().requires_grad_(True)  # builds the graph with frozen layers too
         with torch.enable_grad(), autocast(clf.device_, clf.amp_dtype_):
             logits = module(x).float()
         activations = captured["a"]

@@ -19,6 +19,7 @@ of cells whose set is not a single class.
 """
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import column_or_1d
 
@@ -127,12 +128,43 @@ def conformalize(estimator, X_calibration, y_calibration, *, confidence_level=0.
     Returns
     -------
     mapie.classification.SplitConformalClassifier
+        Its sets' columns are in sorted label order, MAPIE's (that of
+        ``estimator.classes_`` when these are sorted).
+
+    Notes
+    -----
+    MAPIE reads the true class's probability in the column of the label's
+    sorted rank; a classifier fitted with ``classes=[...]`` in another order
+    is therefore seen through a view whose columns are sorted, so that the
+    conformity scores are those of the true classes.
     """
     from mapie.classification import SplitConformalClassifier
 
+    classes = np.asarray(estimator.classes_)
+    if not np.array_equal(classes, np.unique(classes)):
+        estimator = _SortedColumns(estimator).fit()
     conformal = SplitConformalClassifier(estimator, confidence_level=confidence_level,
                                          conformity_score=conformity_score, prefit=True)
     return conformal.conformalize(X_calibration, y_calibration)
+
+
+class _SortedColumns(ClassifierMixin, BaseEstimator):
+    """A fitted classifier seen with its classes sorted (for MAPIE)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X=None, y=None):
+        classes = np.asarray(self.estimator.classes_)
+        self.order_ = np.argsort(classes, kind="stable")
+        self.classes_ = classes[self.order_]
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(self.estimator.predict_proba(X))[:, self.order_]
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class ConformalSets:

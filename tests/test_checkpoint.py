@@ -155,3 +155,49 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny, fast, tm
     resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
     assert resumed.history_[:, "epoch"] == [1, 2, 3]
     assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.json", "epoch-0003"]
+
+
+def test_a_clone_does_not_resume_a_fit_on_other_data(tiny, fast, tmp_path):
+    """Issue 21: clones share checkpoint_dir (GridSearchCV folds); with
+    resume=True a fit on other data resumed the model another fit left."""
+    from sklearn.base import clone
+
+    from conftest import make_images
+
+    X, y = tiny
+    first = VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, resume=True,
+                                     **dict(fast, max_epochs=2)).fit(X, y)
+    X2, y2 = make_images(seed=1)  # same shape and classes, other images
+    with pytest.raises(ValueError, match="cannot resume.*other data.*18 images"):
+        clone(first).fit(X2, y2)
+    with pytest.raises(ValueError, match="cannot resume.*other data"):
+        clone(first).fit(X, y[::-1])  # same images, other labels
+    assert len(clone(first).fit(X, y).history_) == 2  # its own data: resumed, done
+
+
+def test_concurrent_fits_into_one_checkpoint_dir_are_refused(tiny, fast, tmp_path):
+    """Issue 21: two fits writing into one folder (clones under
+    GridSearchCV(n_jobs=2)) overwrote and pruned each other's checkpoints."""
+    from sklearn.base import clone
+
+    X, y = tiny
+    refused = []
+
+    class SecondFit(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            try:
+                clone(net).set_params(callbacks=None).fit(X, y)
+            except RuntimeError as exc:
+                refused.append(str(exc))
+
+    clf = VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, callbacks=[
+        ("second", SecondFit())], **fast).fit(X, y)
+    assert len(refused) == 1 and "in use by another fit" in refused[0]
+    assert f"pid {os.getpid()}" in refused[0] and "own checkpoint_dir" in refused[0]
+    assert latest_checkpoint(tmp_path).name == "epoch-0001"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # released
+    # the owner file of a killed fit does not block the next one
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".fit-owner.json").write_text(json.dumps({"pid": dead.pid, "token": "x"}))
+    clone(clf).set_params(callbacks=None).fit(X, y)

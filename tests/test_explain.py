@@ -108,3 +108,18 @@ def test_grad_cam_with_amp_and_a_crop(tmp_path):
     maps, _ = grad_cam(clf, X[:4])
     assert maps.dtype == np.float32 and np.isfinite(maps).all()
     assert maps[:, :12].max() == 0 and maps[:, -12:].max() == 0  # outside the crop
+
+
+def test_grad_cam_of_a_model_with_frozen_features():
+    """Issue 21: with ``freeze_features=True`` (a ``train="head"`` few-shot
+    model) nothing before the last block requires a gradient on uint8 input;
+    Grad-CAM must still differentiate the score by the last block's output."""
+    from conftest import FAST, make_images
+
+    X, y = make_images(n_per_class=2)
+    clf = VGG19LeukocyteClassifier(**dict(FAST, freeze_features=True)).fit(X, y)
+    maps, labels = grad_cam(clf, X)
+    assert maps.shape == (len(X), 36, 36) and np.isfinite(maps).all()
+    assert maps.max() > 0 and set(labels) <= set(clf.classes_)
+    maps, _ = grad_cam(clf, X[:2] / np.float32(255))  # float input too
+    assert np.isfinite(maps).all()

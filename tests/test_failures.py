@@ -202,9 +202,9 @@ def test_ctrl_c_during_train_keeps_the_old_model_and_exits_130(trained, tmp_path
     resumed = VGG19LeukocyteClassifier(resume=True, checkpoint_dir=ckpt, max_epochs=1,
                                        weights=None, image_size=32, verbose=0,
                                        module__hidden_units=16, module__width=0.25)
-    from conftest import make_images
-    X, y = make_images(n_per_class=3)
-    assert len(resumed.fit(X, y).history_) >= 1
+    from leukosk.datasets import load_pbc
+    same = load_pbc(data, verbose=False)  # the images the command trained on
+    assert len(resumed.fit(same.images, same.target).history_) >= 1
 
 
 def test_ctrl_c_during_predict_exits_130(trained, monkeypatch, capsys):

@@ -186,3 +186,44 @@ def test_emulated_bfloat16_on_this_cpu_is_warned_about(tiny, fast):
         pytest.skip("this CPU computes bfloat16 natively")
     with pytest.warns(UserWarning, match="AVX512-BF16 or AMX.*amp=False"):
         assert amp_dtype(True, "cpu") is torch.bfloat16
+
+
+def _train_batches(clf):
+    return [sum("train_loss" in b for b in epoch["batches"]) for epoch in clf.history_]
+
+
+def test_device_batches_honour_drop_last(tiny, fast):
+    """Issue 21: data_on_device=True ignored iterator_train__drop_last."""
+    X, y = tiny  # 18 images, batches of 8: 2 full ones and one of 2
+    fast.update(iterator_train__drop_last=True)
+    on_device = VGG19LeukocyteClassifier(data_on_device=True, **fast).fit(X, y)
+    loader = VGG19LeukocyteClassifier(data_on_device=False, **fast).fit(X, y)
+    assert _train_batches(on_device) == _train_batches(loader) == [2]
+    auto = VGG19LeukocyteClassifier(**fast).fit(X, y)  # drop_last keeps the fast path
+    assert isinstance(auto.get_iterator(auto.get_dataset(X, y), training=True),
+                      DeviceBatches)
+    assert _train_batches(auto) == [2]
+    unshuffled = VGG19LeukocyteClassifier(**fast, iterator_train__shuffle=False).fit(X, y)
+    batches = unshuffled.get_iterator(unshuffled.get_dataset(X, y), training=True)
+    assert not batches.shuffle and batches.drop_last
+
+
+def test_custom_iterator_train_is_used_or_refused(tiny, fast):
+    """Issue 21: data_on_device=True silently ignored a custom iterator_train."""
+    X, y = tiny
+    made = []
+
+    class Loader(torch.utils.data.DataLoader):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    VGG19LeukocyteClassifier(iterator_train=Loader, **fast).fit(X, y)  # "auto"
+    assert made
+    with pytest.raises(ValueError, match="data_on_device=True.*iterator_train=Loader.*"
+                                         "data_on_device='auto'"):
+        VGG19LeukocyteClassifier(iterator_train=Loader, data_on_device=True,
+                                 **fast).fit(X, y)
+    with pytest.raises(ValueError, match="data_on_device=True.*iterator_train__sampler"):
+        VGG19LeukocyteClassifier(iterator_train__sampler=[0, 1], data_on_device=True,
+                                 **fast).fit(X, y)

@@ -152,3 +152,19 @@ def test_lab_shift_training_saves_loads_and_works_in_a_pipeline(tiny, fast, tmp_
     assert loaded.augment.steps[1][1].scale == (0.6, 1.2)
     pipe = make_pipeline(clone(chain), VGG19LeukocyteClassifier(**fast)).fit(X, y)
     np.testing.assert_array_equal(pipe.predict(X).shape, (len(X),))
+
+
+def test_chain_accepts_a_random_state_instance():
+    """Issue 21: the docstring allows a RandomState; it raised TypeError."""
+    X = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+
+    def chain(random_state):
+        return Augmentations([("stain", RandomStainJitter()), ("blur", RandomBlur())],
+                             random_state=random_state)
+
+    first = chain(np.random.RandomState(0)).augment(X)
+    np.testing.assert_array_equal(first, chain(np.random.RandomState(0)).augment(X))
+    np.testing.assert_array_equal(first, chain(0).augment(X))  # as sklearn seeds
+    augmenter = chain(np.random.RandomState(0))
+    assert isinstance(clone(augmenter).get_params()["random_state"], np.random.RandomState)
+    assert augmenter.get_params()["stain__scale"] == 0.2

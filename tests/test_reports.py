@@ -135,3 +135,68 @@ def test_trust_figures_and_report(tmp_path):
     strict = ConformalSets({0.95: 0.0})  # no class is plausible enough: refer all
     count = differential_count(clf, np.array(paths), sets=strict, coverage=0.95)
     assert [row["name"] for row in count.referred] == paths
+
+
+def test_trust_report_with_classes_in_unsorted_order():
+    """Issue 21: with ``classes=[...]`` unsorted, ``np.searchsorted(classes_, y)``
+    read the probability of the wrong class as the true one's."""
+    from conftest import FAST, make_images
+    from sklearn.model_selection import train_test_split
+
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.reports import plot_top_losses, trust_report
+
+    X, y = make_images(n_per_class=8, seed=3)
+    order = ["platelet", "basophil", "eosinophil"]
+    clf = VGG19LeukocyteClassifier(**dict(FAST, classes=order)).fit(X[::2], y[::2])
+    assert clf.classes_.tolist() == order
+    proba = clf.predict_proba(X)
+    truth = np.array([order.index(label) for label in y])
+    _, rows = plot_top_losses(clf, X, y, k=len(y), proba=proba)
+    for row in rows:
+        assert row["p_true"] == pytest.approx(proba[row["index"], truth[row["index"]]])
+    with pytest.raises(ValueError, match=r"label\(s\) \['neutrophil'\].*classes_ are"):
+        plot_top_losses(clf, X[:1], ["neutrophil"])
+    summary, _ = trust_report(clf, X, y, coverage=(0.8,))
+    _, X_test, _, y_test = train_test_split(X, y, train_size=0.5, stratify=y,
+                                            random_state=0)
+    p_test = clf.predict_proba(X_test)
+    in_set = p_test >= 1 - summary["conformal"]["0.8"]["threshold"]
+    true_col = np.array([order.index(label) for label in y_test])
+    assert summary["conformal"]["0.8"]["coverage"] == pytest.approx(
+        in_set[np.arange(len(y_test)), true_col].mean())
+
+
+def test_scikit_learn_floor_has_temperature_scaling():
+    """Issue 21: ``trust_report`` needs ``CalibratedClassifierCV(method=
+    "temperature")``, added in scikit-learn 1.8; pyproject admitted 1.6."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from leukosk.reports._trust import TEMPERATURE_SCALING_SINCE
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    floors = [re.fullmatch(r"scikit-learn\s*>=\s*(\d+)\.(\d+)(?:\.\d+)?\s*", spec)
+              for spec in pyproject["project"]["dependencies"]
+              if spec.startswith("scikit-learn")]
+    assert len(floors) == 1 and floors[0], "scikit-learn>=X.Y expected in pyproject"
+    assert tuple(map(int, floors[0].groups())) >= TEMPERATURE_SCALING_SINCE == (1, 8)
+
+
+def test_trust_section_says_why_when_it_cannot_be_measured(tmp_path, monkeypatch):
+    """Issue 21: without temperature scaling (scikit-learn < 1.8) the trust
+    section vanished; now trust_report names the fix and the report says so."""
+    import sklearn
+
+    from leukosk.reports import trust_report, write_report
+
+    monkeypatch.setattr(sklearn, "__version__", "1.7.2")
+    with pytest.raises(ValueError, match=r"scikit-learn 1\.7\.2 .*temperature.*"
+                                         r"pip install 'scikit-learn>=1\.8'"):
+        trust_report(object(), np.zeros((8, 4, 4, 3), np.uint8), ["a", "b"] * 4)
+    paths = write_report(tmp_path, ["a", "b"], ["a", "a"], trust="no temperature, here")
+    text = paths["markdown"].read_text()
+    assert "## How far to trust it" in text and "Not measured: no temperature, here" in text
+    assert json.loads(paths["json"].read_text())["trust"] == {
+        "not_measured": "no temperature, here"}

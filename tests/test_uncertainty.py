@@ -69,3 +69,49 @@ def test_mapie_sets_and_stored_thresholds_agree(fitted):
 def test_referral_is_any_set_but_one_class():
     sets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 1]], dtype=bool)
     assert referred(sets).tolist() == [False, True, True, False]
+
+
+class _Unsorted:
+    """A fitted classifier whose ``classes_`` are not sorted: a perfect one,
+    whose column for image i is ``X[i, 0]``."""
+
+    _estimator_type = "classifier"
+
+    def __init__(self):
+        self.classes_ = np.array(["c", "a", "b"])
+
+    def fit(self, X, y):
+        return self
+
+    def predict_proba(self, X):
+        proba = np.full((len(X), 3), 0.05)
+        proba[np.arange(len(X)), np.asarray(X)[:, 0].astype(int)] = 0.9
+        return proba
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def __sklearn_tags__(self):
+        from sklearn.base import ClassifierMixin, BaseEstimator
+
+        class _Tagged(ClassifierMixin, BaseEstimator):
+            pass
+        return _Tagged().__sklearn_tags__()
+
+    def get_params(self, deep=True):
+        return {}
+
+
+def test_conformal_thresholds_of_a_classifier_with_unsorted_classes():
+    """Issue 21: MAPIE encodes labels in sorted order while the probabilities
+    come in the classifier's; with ``classes=[...]`` unsorted, a perfect
+    classifier got the threshold of a useless one (0.95 instead of 0.1)."""
+    from leukosk.count import _mapie_sets
+
+    clf = _Unsorted()
+    column = np.random.default_rng(0).integers(0, 3, 60)
+    X, y = column[:, None].astype(float), clf.classes_[column]
+    conformal = conformalize(clf, X, y, confidence_level=[0.9])
+    assert ConformalSets.from_mapie(conformal).threshold(0.9) == pytest.approx(0.1)
+    sets = _mapie_sets(conformal, X, 0.9, clf.classes_)  # in clf's column order
+    np.testing.assert_array_equal(sets, clf.predict_proba(X) > 0.5)

@@ -25,10 +25,12 @@ def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.delenv("LEUKOSK_OFFLINE", raising=False)
 
+    import leukosk.weights._imagenet as imagenet
+
     def no_network(url, *args, **kwargs):
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(imagenet, "urlopen", no_network)
     return tmp_path / "torch_home"
 
 
@@ -80,7 +82,9 @@ def test_offline_switch_skips_the_download(torch_home, monkeypatch):
     def must_not_download(*args, **kwargs):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", must_not_download)
+    import leukosk.weights._imagenet as imagenet
+
+    monkeypatch.setattr(imagenet, "urlopen", must_not_download)
     monkeypatch.setenv("LEUKOSK_OFFLINE", "1")
     with pytest.raises(WeightsUnavailableError, match="LEUKOSK_OFFLINE"):
         LeukocyteVGG(n_classes=3, weights="IMAGENET1K_V1")
@@ -172,3 +176,135 @@ def _renormalised(proba, columns):
     logit = np.log(proba[:, columns])
     e = np.exp(logit - logit.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
+
+
+class _Response:
+    """What ``urlopen`` returns, serving ``data`` in small reads."""
+
+    def __init__(self, data, pause=0.0):
+        import io
+
+        self._data, self._pause = io.BytesIO(data), pause
+        self.headers = {"Content-Length": str(len(data))}
+
+    def read(self, n=-1):
+        time.sleep(self._pause)
+        return self._data.read(min(n, 4096) if n and n > 0 else 4096)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_timeout_is_per_request_not_process_wide(torch_home, monkeypatch):
+    """Issue 21: the timeout was set with socket.setdefaulttimeout, for every
+    socket of the process, and concurrent downloads restored each other's."""
+    import socket
+
+    import leukosk.weights._imagenet as imagenet
+
+    seen = []
+
+    def offline(request, *args, timeout=None, **kwargs):
+        seen.append((socket.getdefaulttimeout(), timeout))
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(imagenet, "urlopen", offline)
+    assert socket.getdefaulttimeout() is None
+    with pytest.raises(WeightsUnavailableError, match="Temporary failure"):
+        LeukocyteVGG(n_classes=3, weights="IMAGENET1K_V1")
+    assert seen == [(None, imagenet.DOWNLOAD_TIMEOUT_S)]
+    assert socket.getdefaulttimeout() is None
+    assert not list((torch_home / "hub" / "checkpoints").glob("*"))  # nothing partial
+
+
+def test_concurrent_downloads_are_checked_and_atomic(tmp_path, monkeypatch):
+    """Two threads download at once, each with its own timeout; a file whose
+    hash does not match the name's prefix is refused and never cached."""
+    import hashlib
+    import io
+    import socket
+    import threading
+
+    import leukosk.weights._imagenet as imagenet
+
+    payloads = {}
+    for name in ("a", "b"):
+        buffer = io.BytesIO()
+        torch.save({"w": torch.full((3,), float(ord(name)))}, buffer)
+        digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
+        payloads[f"https://example.invalid/{name}-{digest}.pth"] = buffer.getvalue()
+    defaults = []
+
+    def serve(request, *, timeout):
+        defaults.append(socket.getdefaulttimeout())
+        assert timeout == imagenet.DOWNLOAD_TIMEOUT_S
+        return _Response(payloads[request.full_url], pause=0.001)
+
+    monkeypatch.setattr(imagenet, "urlopen", serve)
+    errors = []
+
+    def fetch(url):
+        try:
+            imagenet._download(url, tmp_path / url.rsplit("/", 1)[1], progress=False)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(url,)) for url in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and defaults == [None, None] and socket.getdefaulttimeout() is None
+    for url in payloads:
+        state = torch.load(tmp_path / url.rsplit("/", 1)[1], weights_only=True)
+        assert float(state["w"][0]) == ord(url.rsplit("/", 1)[1][0])
+    bad = "https://example.invalid/c-00000000.pth"
+    payloads[bad] = b"not the file"
+    with pytest.raises(RuntimeError, match="hash"):
+        imagenet._download(bad, tmp_path / "c-00000000.pth", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        url.rsplit("/", 1)[1] for url in payloads if url != bad)
+
+
+def _tensors_reachable(root, depth=4):
+    """Tensors reachable from ``root`` through at most ``depth`` references."""
+    import gc
+
+    seen, frontier, found = {id(root)}, [root], []
+    for _ in range(depth):
+        following = []
+        for obj in frontier:
+            for ref in gc.get_referents(obj):
+                if id(ref) in seen or isinstance(ref, type):
+                    continue
+                seen.add(id(ref))
+                if isinstance(ref, torch.Tensor):
+                    found.append(ref)
+                else:
+                    following.append(ref)
+        frontier = following
+    return found
+
+
+def test_no_state_dict_stays_cached_after_the_network_is_built(tiny, fast, tmp_path):
+    """Issue 21: the lru_cache of model files kept the tensors of up to four
+    models alive for the whole process."""
+    import leukosk.weights._shipped as shipped
+    from leukosk.weights._shipped import resolve_leukosk_weights
+
+    X, y = tiny
+    path = VGG19LeukocyteClassifier(**fast).fit(X, y).save(tmp_path / "m.safetensors")
+    shipped._model_file.cache_clear()
+    child = VGG19LeukocyteClassifier(weights=path, max_epochs=0, verbose=0,
+                                     device="cpu").fit(X, y)
+    assert shipped._model_file.cache_info().currsize == 1  # metadata is cached
+    weights = resolve_leukosk_weights(path)
+    assert weights.meta["classes"] == tuple(child.classes_)
+    assert _tensors_reachable(weights) == []
+    state = weights.get_state_dict()  # read again when asked for, each time
+    assert torch.equal(state["backbone.features.0.weight"],
+                       child.module_.backbone.features[0].weight.detach())
+    assert _tensors_reachable(weights) == []

@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import _BaseComposition
 
 from ._augment import BatchAugmentation
@@ -395,7 +396,7 @@ class Augmentations(_BaseComposition, BatchAugmentation):
 
     def make_generator(self):
         """One generator per step (a tuple)."""
-        rng = np.random.RandomState(self.random_state) if self.random_state is not None \
+        rng = check_random_state(self.random_state) if self.random_state is not None \
             else None
         generators = []
         for _, step in self.steps:

@@ -9,6 +9,7 @@ groups (``_optim.py``), divergence and interruption (``_training.py``),
 checkpoints (``_checkpoint.py``), files (``_persist.py``).
 """
 
+import contextlib
 import os
 import warnings
 
@@ -22,7 +23,7 @@ from skorch.utils import is_dataset, to_device, to_tensor
 
 from ..augmentation._augment import TrainingAugmentation, split_augmented
 from ..callbacks._checkpoint import AtomicCheckpoint
-from ..io._checkpoint import load_checkpoint
+from ..io._checkpoint import checkpoint_owner, data_fingerprint, load_checkpoint
 from ._dataset import ImageDataset, ImageInput, split_targets
 from ..utils._images import check_images
 from ..utils._labels import (check_same_classes, check_targets, class_weights, encode,
@@ -130,11 +131,16 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         If given, the parameters, optimizer state and history are written
         there after every epoch as one atomic unit with a manifest (see
         :doc:`/persistence`), so an interrupted fit leaves the last completed
-        epoch on disk.
+        epoch on disk. The folder belongs to one fit at a time: a second fit
+        into it while the first runs (clones under ``GridSearchCV(n_jobs>1)``,
+        which share their parameters) raises :class:`RuntimeError`; give each
+        fit its own folder, or none in a search.
     resume : bool, default=False
         With ``checkpoint_dir``: if a checkpoint is there, ``fit`` loads it and
         trains only the epochs still missing to reach ``max_epochs``. A
-        checkpoint of other classes or another network shape is refused.
+        checkpoint of other classes, another network shape or other data
+        (images and labels, by their fingerprint: another fold of a
+        cross-validation) is refused, naming the difference.
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU; ``"cpu"``,
         ``"cuda"`` or ``"cuda:N"`` force one (CUDA where there is none is an
@@ -152,10 +158,14 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         For in-memory image arrays: copy the ``uint8`` images to the training
         device once and cut batches there, instead of a
         :class:`~torch.utils.data.DataLoader` collating and copying every
-        batch. ``"auto"`` does so when ``X`` is an array, no ``iterator_*``
-        options other than ``shuffle``/``batch_size`` are set, and the array
-        takes at most a quarter of the free GPU memory. File-path inputs always
-        stream through the DataLoader (set ``iterator_train__num_workers``).
+        batch. Batches on the device honour the ``shuffle``, ``batch_size``
+        and ``drop_last`` of ``iterator_train__*``/``iterator_valid__*``.
+        ``"auto"`` does so when ``X`` is an array, ``iterator_train`` and
+        ``iterator_valid`` are the DataLoader with no other options, and the
+        array takes at most a quarter of the free GPU memory; ``True`` with
+        a custom iterator or another option is an error (it could not honour
+        them). File-path inputs always stream through the DataLoader (set
+        ``iterator_train__num_workers``).
     lr : float, default=1e-4
         Learning rate (MATLAB's ``InitialLearnRate`` in the paper's recipe);
         finite and non-negative.
@@ -501,7 +511,13 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         sample_weight = fit_params.pop("sample_weight", None)
         epochs = None
         device = self.device_ if self.initialized_ else resolve_device(self.device)
-        with seeded(self.random_state, device):
+        checkpointing = isinstance(self.checkpoint_dir, (str, os.PathLike))
+        # the folder is this fit's alone while it runs; its checkpoints record
+        # the data, so that resume refuses a checkpoint of other data
+        self._checkpoint_data = data_fingerprint(X, y) if checkpointing else None
+        owner = checkpoint_owner(self.checkpoint_dir) if checkpointing \
+            else contextlib.nullcontext()
+        with owner, seeded(self.random_state, device):
             fresh = not self.initialized_
             if fresh:
                 given = classes if classes is not None else self.classes

@@ -118,6 +118,10 @@ def _read_only_tensor(array):
         return torch.from_numpy(array)
 
 
+#: The ``iterator_*`` options batching on the device honours.
+DEVICE_BATCH_OPTIONS = frozenset({"shuffle", "batch_size", "drop_last"})
+
+
 class DeviceBatches:
     """Mini-batches of an in-memory image array, held on the training device.
 
@@ -273,7 +277,7 @@ class ImageInput:
         if batch_size == -1:
             batch_size = len(arrays)
         return DeviceBatches(arrays, batch_size, shuffle=kwargs.get("shuffle", False),
-                             device=self.device_)
+                             device=self.device_, drop_last=kwargs.get("drop_last", False))
 
     def _device_batch_source(self, dataset, training):
         """The in-memory ImageDataset to batch on the device, or None."""
@@ -281,16 +285,25 @@ class ImageInput:
         if option is False:
             return None
         arrays = in_memory(dataset)
+        prefix = "iterator_train" if training else "iterator_valid"
+        custom = sorted(set(self.get_params_for(prefix)) - DEVICE_BATCH_OPTIONS)
+        loader = self.iterator_train if training else self.iterator_valid
         if option is True:
             if arrays is None:
                 raise ValueError(
                     "data_on_device=True needs images in an in-memory array; "
                     "these are file paths or a custom dataset. Load them first "
                     "(leukosk.datasets.load_pbc) or use data_on_device='auto'.")
+            if loader is not torch.utils.data.DataLoader or custom:
+                what = (f"{prefix}={getattr(loader, '__name__', loader)}"
+                        if loader is not torch.utils.data.DataLoader
+                        else ", ".join(f"{prefix}__{k}" for k in custom))
+                raise ValueError(
+                    f"data_on_device=True cuts batches on the device, without a "
+                    f"DataLoader, so it cannot honour {what} (it honours only "
+                    f"{prefix}__shuffle, __batch_size and __drop_last). Use "
+                    "data_on_device='auto' or False to batch with the DataLoader.")
             return arrays
-        prefix = "iterator_train" if training else "iterator_valid"
-        custom = set(self.get_params_for(prefix)) - {"shuffle", "batch_size"}
-        loader = self.iterator_train if training else self.iterator_valid
         if (arrays is None or custom or loader is not torch.utils.data.DataLoader
                 or not fits_on_device(arrays.X, self.device_)):
             return None

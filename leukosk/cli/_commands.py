@@ -143,13 +143,14 @@ def evaluate(args):
                                  calibration_fraction=args.calibration_fraction)
         except ValueError as exc:
             print(f"note: no calibration or conformal section: {exc}.", file=sys.stderr)
+            trust = f"{exc}."  # the report says why, too
     paths = write_report(args.report, data.target, clf.predict(data.images),
                          history=clf.history_, labels=clf.classes_, trust=trust,
                          title=f"Evaluation of {args.model} on {args.data_dir}")
     summary = json.loads(paths["json"].read_text())
     line = (f"accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
             f"on {summary['n_images']} images")
-    if trust is not None:
+    if isinstance(trust, tuple):
         line += (f"; ECE {100 * summary['trust']['ece_before']:.1f} % "
                  f"({100 * summary['trust']['ece_after']:.1f} % temperature-scaled)")
     print(f"{line}; report: {paths['markdown']}")

@@ -16,13 +16,18 @@ Only then is ``checkpoint.json`` (the pointer to the newest folder) replaced,
 atomically; older folders and temporary folders of killed writers are
 removed. A crash at any moment leaves the previous checkpoint readable, and
 :func:`load_checkpoint` refuses a checkpoint that does not match the
-classifier (other classes, image size or network shape), naming the
+classifier (other classes, image size, network shape or data), naming the
 difference.
 """
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
+import socket
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +37,102 @@ from ..utils._files import (atomic_path, read_tensors, remove_dead_temps, sha256
                             writer_tempdir)
 from ._model_file import jsonable
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "checkpoint_owner",
+           "data_fingerprint"]
 
 POINTER = "checkpoint.json"
 FORMAT = "leukosk-checkpoint/2"
 _FILES = ("params.safetensors", "optimizer.pt", "history.json")
 _TMP_PREFIX = ".epoch-tmp-"
+OWNER = ".fit-owner.json"
+#: Tokens of the fits of this process that own a checkpoint folder now.
+_HELD = set()
+
+
+def data_fingerprint(X, y):
+    """What a checkpoint records of the data it was trained on: the number of
+    images and a BLAKE2 digest of the images (or paths) and labels."""
+    digest = hashlib.blake2b(digest_size=16)
+    if isinstance(X, np.ndarray):
+        digest.update(f"{X.dtype.str}{X.shape}".encode())
+        digest.update(np.ascontiguousarray(X).data)
+    else:
+        digest.update("\0".join(map(str, X)).encode("utf-8", "surrogatepass"))
+    digest.update(b"\1")
+    digest.update("\0".join(map(str, np.asarray(y).tolist())).encode("utf-8",
+                                                                      "surrogatepass"))
+    return {"n_images": len(y), "digest": digest.hexdigest()}
+
+
+def _read_owner(path):
+    for _ in range(3):  # its writer may be between creating and writing it
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    return None
+
+
+def _gone(owner):
+    """Whether the fit that wrote the owner record no longer runs."""
+    from ..utils._files import _dead
+
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+        return True  # unreadable: not a fit's record
+    if owner.get("host", socket.gethostname()) != socket.gethostname():
+        return False  # another machine's process: cannot tell
+    if owner["pid"] == os.getpid():
+        return owner.get("token") not in _HELD
+    return _dead(owner["pid"])
+
+
+@contextlib.contextmanager
+def checkpoint_owner(dirname):
+    """Own the checkpoint folder ``dirname`` for one fit, or refuse clearly.
+
+    An owner file (``.fit-owner.json``: pid, host, start time) is created
+    exclusively and removed at the end; a second fit into the folder while
+    the first runs (a clone under ``GridSearchCV(n_jobs=2)``, another
+    process) raises :class:`RuntimeError` instead of overwriting and pruning
+    the first's checkpoints. The file of a fit that was killed is taken over.
+    """
+    folder = Path(dirname)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / OWNER
+    token = uuid.uuid4().hex
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
+              "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_owner(path)
+            if owner == {} or _gone(owner):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            raise RuntimeError(
+                f"checkpoint_dir {folder} is in use by another fit (pid {owner['pid']} "
+                f"on {owner.get('host')}, since {owner.get('since')}): two fits writing "
+                "one folder overwrite and prune each other's checkpoints, as clones "
+                "of one estimator do under GridSearchCV(n_jobs>1). Give each fit its "
+                "own checkpoint_dir (or none in a search); if no fit is running, "
+                f"delete {path}.") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        break
+    else:
+        raise RuntimeError(f"could not take {path}: other fits keep taking it.")
+    _HELD.add(token)
+    try:
+        yield
+    finally:
+        _HELD.discard(token)
+        if (_read_owner(path) or {}).get("token") == token:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 def _shaping(net):
     """What shapes the network's tensors and the meaning of its inputs."""
@@ -69,6 +164,7 @@ def _write_files(net, folder):
                 "epoch": len(net.history),
                 "classes": np.asarray(net.classes_).tolist(),
                 "model": _shaping(net),
+                "data": getattr(net, "_checkpoint_data", None),
                 "sha256": {name: sha256_file(folder / name) for name in _FILES}}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for path in folder.iterdir():
@@ -135,6 +231,14 @@ def _check_matches(net, manifest, folder):
                            for k in different)
         raise ValueError(f"cannot resume from {folder}: {detail}. Use the same "
                          "settings, another checkpoint_dir, or resume=False.")
+    theirs, mine = manifest.get("data"), getattr(net, "_checkpoint_data", None)
+    if theirs and mine and theirs != mine:
+        raise ValueError(
+            f"cannot resume from {folder}: it was trained on other data "
+            f"({theirs['n_images']} images, fingerprint {theirs['digest'][:12]}; this "
+            f"fit has {mine['n_images']} images, fingerprint {mine['digest'][:12]}), "
+            "as when clones (cross-validation folds) share a checkpoint_dir. Use the "
+            "same images and labels, one checkpoint_dir per fit, or resume=False.")
 
 
 def load_checkpoint(net, dirname):

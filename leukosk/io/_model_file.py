@@ -308,13 +308,12 @@ class ModelFileWeights(TrainedWeights):
     def __init__(self, path):
         from ._model_file import read_network
 
-        classes, network, state = read_network(path)
+        classes, network, _ = read_network(path)  # checked; its tensors are let go
         if network is None:
             raise ValueError(f"{str(path)!r} was saved by an older leukosk without its "
                              "network settings; load it and save it again.")
         self.path = Path(path)
         self.name = str(path)
-        self._state = state
         self.network = network
         self.meta = {
             "classes": tuple(str(c) for c in classes),
@@ -325,8 +324,20 @@ class ModelFileWeights(TrainedWeights):
         }
 
     def get_state_dict(self):
-        """The network's tensors (float32, on the CPU)."""
-        return {k: v.float() if v.is_floating_point() else v for k, v in self._state.items()}
+        """The network's tensors (float32, on the CPU), read from the file.
+
+        Read afresh at each call and never kept, so that a cached
+        ``ModelFileWeights`` (one per file version) holds no tensors; a file
+        that changed since is refused.
+        """
+        from ._model_file import read_network
+
+        classes, network, state = read_network(self.path)
+        if network != self.network or tuple(str(c) for c in classes) != \
+                self.meta["classes"]:
+            raise ValueError(f"{self.name!r} changed since it was read; resolve the "
+                             "weights again.")
+        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
     def __str__(self):
         return self.name
@@ -336,7 +347,7 @@ def _check_network_fields(path, network):
     """The file's ``network`` metadata has the fields of the format, typed.
 
     The settings' bounds and their match with the tensors are the network's
-    to check (:func:`leukosk.nn.check_network_metadata`), before it is built.
+    to check (:func:`leukosk.nn._vgg.check_network_metadata`), before it is built.
     """
     threshold = network.get("lab_shift_threshold") if isinstance(network, dict) else None
     if not isinstance(network, dict) or not isinstance(network.get("module"), dict) \

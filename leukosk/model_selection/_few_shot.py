@@ -75,7 +75,7 @@ def few_shot_scores(estimator, X, y, *, k=10, n_draws=5, random_state=None):
     clone of ``estimator``, which is then scored on every other image.
     ``estimator`` is typically a classifier starting from a trained model
     (``weights=LeukoskWeights.DEFAULT`` or a saved model file, see
-    :func:`leukosk.protocols.few_shot`); its ``classes`` parameter, if
+    :func:`leukosk.protocols.few_shot_classifier`); its ``classes`` parameter, if
     unset, is set to every label of ``y``, so that a class with too few
     images to train on can still be predicted from the trained model.
 

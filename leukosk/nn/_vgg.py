@@ -1,11 +1,15 @@
 """The torch module: preprocessing + torchvision VGG-19 with a new last layer.
 
 ``LeukocyteVGG`` is torchvision's VGG-19 (optionally with batch norm) whose last
-``Linear`` (``classifier[6]``, 4096 -> 1000) is replaced by a freshly initialised
-4096 -> ``n_classes`` layer, as in Jarjees et al. (2022). The other fully
-connected layers keep their (pretrained) weights. A small preprocessing stage in
-front converts ``uint8``/float CHW batches to normalised float and resizes the
-whole image (no crop) to ``image_size``, on whatever device the module is on.
+``Linear`` (``classifier[6]``, 4096 -> 1000) is replaced by a freshly
+initialised ``hidden_units`` -> ``n_classes`` layer, as in Jarjees et al.
+(2022). The other fully connected layers keep their pretrained weights where
+their shape is torchvision's (``hidden_units=4096``, ``width=1``,
+``pool_size=7``). A small preprocessing stage in front converts ``uint8``/float
+CHW batches to normalised float and resizes the region the network sees (the
+central ``crop`` fraction, the whole image by default, or a square around the
+cell with ``view="cell"``) to ``image_size``, on whatever device the module is
+on.
 """
 
 import torch
@@ -17,7 +21,8 @@ from ._cellview import background_white, crop_boxes, locate_cells
 from ..utils._images import resize_batch
 from ..io._model_file import ModelFileWeights
 from ._settings import check_module_settings
-from ..weights._imagenet import load_state_dict, normalization, resolve_weights
+from ..weights._imagenet import (backbone_state, load_state_dict, normalization,
+                                  resolve_weights)
 
 __all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size", "check_network", "check_network_metadata"]
 
@@ -258,9 +263,13 @@ class LeukocyteVGG(nn.Module):
         super().__init__()
         resolved = resolve_weights(weights, batch_norm=batch_norm)
         if isinstance(resolved, ModelFileWeights):  # a file from anywhere: check first
+            full = resolved.get_state_dict()  # read once, for the check and the load
             check_network_metadata(resolved.path, resolved.network,
-                                   len(resolved.meta["classes"]), resolved.get_state_dict())
-        state = load_state_dict(resolved, progress=progress)
+                                   len(resolved.meta["classes"]), full)
+            state = backbone_state(full)
+            del full
+        else:
+            state = load_state_dict(resolved, progress=progress)
         backbone = _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size)
         if state is not None:
             _load_backbone(backbone, state, source=str(weights))

@@ -8,6 +8,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score,
                              classification_report, confusion_matrix)
 
 from ..utils._files import atomic_path
+from ..utils._output import printable
 from ._paper import paper_metrics
 
 __all__ = ["evaluation_report", "report_markdown", "write_report", "save_figure"]
@@ -161,9 +162,12 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
         Adds ``training_curves.png``/``.svg`` (Fig. 6 style).
     labels : array-like, default=None
     title : str
-    trust : (dict, dict), default=None
+    trust : (dict, dict) or str, default=None
         The output of :func:`trust_report`: its numbers join the JSON under
-        ``"trust"``, its section the Markdown, its figures the folder.
+        ``"trust"``, its section the Markdown, its figures the folder. A
+        string says why it could not be measured: the section states it
+        (and the JSON's ``"trust"`` is ``{"not_measured": reason}``) rather
+        than vanish. None: no section.
 
     Returns
     -------
@@ -193,7 +197,10 @@ def write_report(folder, y_true, y_pred, *, history=None, labels=None,
                                                 folder / "training_curves")
     figures = [p.name for p in paths.values()]
     extra = ""
-    if trust is not None:
+    if isinstance(trust, str):
+        report["trust"] = {"not_measured": trust}
+        extra = f"\n## How far to trust it\n\nNot measured: {printable(trust)}\n"
+    elif trust is not None:
         from ._trust import trust_markdown
 
         summary, trust_figures = trust

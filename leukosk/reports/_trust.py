@@ -132,13 +132,12 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
         ``index``, ``true``, ``predicted``, ``p_true``, ``loss`` of each shown image.
     """
     from ..explain import grad_cam
+    from ..utils._labels import encode
 
     y = np.asarray(y)
-    proba = clf.predict_proba(X) if proba is None else np.asarray(proba)
     classes = clf.classes_
-    true_index = np.searchsorted(classes, y) if np.all(np.isin(y, classes)) else None
-    if true_index is None:
-        raise ValueError("y has labels the classifier does not know.")
+    true_index = encode(y, classes)  # columns in the order of classes_, sorted or not
+    proba = clf.predict_proba(X) if proba is None else np.asarray(proba)
     p_true = proba[np.arange(len(y)), true_index]
     predicted = classes[proba.argmax(1)]
     wrong = np.flatnonzero(predicted != y)
@@ -155,6 +154,26 @@ def plot_top_losses(clf, X, y, *, k=9, proba=None, ncols=3):
     from ..utils._images import image_arrays
 
     return plot_grad_cam(image_arrays(shown), cams, titles=titles, ncols=ncols), rows
+
+
+#: The scikit-learn release that brought ``CalibratedClassifierCV(method=
+#: "temperature")`` (the floor of leukosk's requirement, see pyproject.toml).
+TEMPERATURE_SCALING_SINCE = (1, 8)
+
+
+def _check_temperature_scaling():
+    """A clear error where scikit-learn predates temperature scaling."""
+    import re
+
+    import sklearn
+
+    version = tuple(int(part) for part in re.findall(r"\d+", sklearn.__version__)[:2])
+    if version < TEMPERATURE_SCALING_SINCE:
+        since = ".".join(map(str, TEMPERATURE_SCALING_SINCE))
+        raise ValueError(
+            f"scikit-learn {sklearn.__version__} has no temperature scaling "
+            f"(CalibratedClassifierCV(method='temperature') came with scikit-learn "
+            f"{since}, which leukosk requires): pip install 'scikit-learn>={since}'")
 
 
 #: The most bars :func:`plot_differential_count` draws.
@@ -225,6 +244,12 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
     random_state : int, default=0
         Seeds the calibration split.
 
+    Raises
+    ------
+    ValueError
+        With fewer than 4 images of a class, or where scikit-learn predates
+        temperature scaling (1.8).
+
     Returns
     -------
     summary : dict
@@ -239,7 +264,9 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
 
     from ..uncertainty import (ConformalSets, conformalize, expected_calibration_error,
                                referred)
+    from ..utils._labels import encode
 
+    _check_temperature_scaling()
     y = np.asarray(y)
     if np.unique(y, return_counts=True)[1].min() < 4:
         raise ValueError("too few images per class to split into calibration and test "
@@ -251,11 +278,13 @@ def trust_report(clf, X, y, *, calibration_fraction=0.5, coverage=(0.9, 0.95),
     calibrated = CalibratedClassifierCV(FrozenEstimator(clf), method="temperature",
                                         cv=folds)
     calibrated.fit(X_cal, y_cal)
-    proba_after = calibrated.predict_proba(X_test)
     classes = clf.classes_
+    # scikit-learn's columns are in sorted order (its LabelEncoder): back to clf's
+    proba_after = np.zeros_like(proba)
+    proba_after[:, encode(calibrated.classes_, classes)] = calibrated.predict_proba(X_test)
     sets = ConformalSets.from_mapie(conformalize(clf, X_cal, y_cal,
                                                  confidence_level=list(coverage)))
-    truth = np.searchsorted(classes, y_test)
+    truth = encode(y_test, classes)
     conformal = {}
     for level in coverage:
         in_set = sets.predict_set(proba, level)

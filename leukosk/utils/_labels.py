@@ -19,7 +19,12 @@ def check_targets(y, n_samples):
 
 
 def learn_classes(y, classes=None):
-    """The sorted labels of ``y`` (or ``classes``), at least two of them."""
+    """The classes: ``classes`` in the order given, else the labels of ``y``
+    sorted (:func:`numpy.unique`); at least two, none repeated.
+
+    The order is that of the network's output units and of the columns of
+    ``predict_proba``: find a label's column with :func:`encode`, never by
+    assuming the classes sorted."""
     classes = np.unique(y) if classes is None else np.asarray(classes)
     repeated = sorted({str(c) for c in classes.tolist() if classes.tolist().count(c) > 1})
     if repeated:
@@ -33,7 +38,9 @@ def learn_classes(y, classes=None):
 
 
 def encode(y, classes, what="y"):
-    """Indices of ``y``'s labels in ``classes``; unknown labels are an error."""
+    """Indices of ``y``'s labels in ``classes`` (their columns in
+    ``predict_proba``, whatever the order of ``classes``); unknown labels are
+    an error."""
     index = {label: i for i, label in enumerate(np.asarray(classes).tolist())}
     unknown = sorted({str(v) for v in np.asarray(y).tolist() if v not in index})
     if unknown:

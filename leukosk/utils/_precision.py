@@ -80,7 +80,8 @@ def cpu_has_bf16():
 
 @functools.lru_cache(maxsize=None)
 def _gpu_has_bf16(index):
-    """Asked once per GPU: ``amp_dtype`` runs for every batch."""
+    """Asked once per GPU and process (``amp_dtype`` runs each time a network
+    is initialised, into ``amp_dtype_``; batches only read that)."""
     with torch.cuda.device(index or 0):
         return torch.cuda.is_bf16_supported()
 

@@ -3,11 +3,13 @@
 Three sources, one rule: nothing is ever unpickled beyond tensors
 (``torch.load(weights_only=True)`` or safetensors).
 
-* ``"IMAGENET1K_V1"`` or a :class:`torchvision.models.WeightsEnum` member goes
-  through torchvision's weights API, which uses the torch hub cache: a file at
-  ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` is used without network.
-  Without it and without network, :class:`WeightsUnavailableError` says at once
-  what to download, where to put it and what else to pass.
+* ``"IMAGENET1K_V1"`` or a :class:`torchvision.models.WeightsEnum` member
+  uses the torch hub cache as torchvision does: a file at
+  ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` is used without network;
+  otherwise it is downloaded there (atomically, its SHA-256 checked against the
+  name, with a per-request timeout). Without it and without network,
+  :class:`WeightsUnavailableError` says at once what to download, where to put
+  it and what else to pass.
 * a path to a ``.pth``/``.pt`` or ``.safetensors`` state dict in torchvision's
   VGG-19 layout.
 * ``None``: random initialisation.
@@ -17,16 +19,18 @@ import contextlib
 import os
 import pickle
 import socket
+import tempfile
 from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
-from ..utils._files import read_tensors
+from ..utils._files import read_tensors, sha256_file
 
-__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict",
+__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict", "backbone_state",
            "normalization", "weights_cache_path", "implied_settings"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -186,14 +190,47 @@ def normalization(weights):
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds):
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def _download(url, target, progress):
+    """Download ``url`` to ``target`` atomically, as torch hub would.
+
+    The timeout is the request's own (``urlopen(timeout=...)``: for the
+    connection and each read), never the process-wide socket default, so
+    concurrent downloads and other sockets are left alone. The SHA-256 of the
+    file must start with the hex digits after the last ``-`` of its name
+    (``vgg19-dcbb9e9d.pth``), torch hub's ``check_hash``; the file appears
+    under ``target`` only once complete and checked.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(target.name)
+    fd, partial = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial",
+                                   dir=target.parent)
     try:
-        yield
+        request = Request(url, headers={"User-Agent": "leukosk"})
+        with os.fdopen(fd, "wb") as out, urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as u:
+            size = u.headers.get("Content-Length")
+            with _progress_bar(progress, int(size) if size else None) as bar:
+                while chunk := u.read(1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        digest = sha256_file(partial) if match else None
+        if match and not digest.startswith(match.group(1)):
+            raise RuntimeError(
+                f"invalid hash value of {url} (expected {match.group(1)}..., got "
+                f"{digest[:len(match.group(1))]}...): the download is "
+                "corrupt or not the expected file.")
+        os.replace(partial, target)
     finally:
-        socket.setdefaulttimeout(previous)
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _progress_bar(progress, total):
+    if not progress:
+        return contextlib.nullcontext(type("_NoBar", (), {"update": lambda self, n: None})())
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024)
 
 
 def _unavailable_message(enum_member, reason):
@@ -215,10 +252,11 @@ def _from_hub(enum_member, progress):
         raise WeightsUnavailableError(
             _unavailable_message(enum_member, "LEUKOSK_OFFLINE is set"))
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return enum_member.get_state_dict(
-                progress=progress, check_hash=True, weights_only=True,
-                map_location="cpu")
+        if not cached.is_file():
+            _download(enum_member.url, cached, progress)
+        # from the cache now, with no network: torchvision reads it as ever
+        return enum_member.get_state_dict(progress=False, check_hash=True,
+                                          weights_only=True, map_location="cpu")
     except (URLError, TimeoutError, ConnectionError, socket.gaierror) as exc:
         raise WeightsUnavailableError(
             _unavailable_message(enum_member, f"{type(exc).__name__}: {exc}")
@@ -247,6 +285,12 @@ def _from_file(path):
     return state
 
 
+def backbone_state(state):
+    """The torchvision VGG-19 part (``backbone.*``) of a leukosk network's state."""
+    prefix = "backbone."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def load_state_dict(weights, progress=False):
     """Load the state dict that ``resolve_weights`` designated (or None).
 
@@ -266,9 +310,7 @@ def load_state_dict(weights, progress=False):
     if weights is None:
         return None
     if isinstance(weights, TrainedWeights):
-        prefix = "backbone."
-        return {k[len(prefix):]: v for k, v in weights.get_state_dict().items()
-                if k.startswith(prefix)}
+        return backbone_state(weights.get_state_dict())
     if isinstance(weights, WeightsEnum):
         return _from_hub(weights, progress)
     return _from_file(weights)

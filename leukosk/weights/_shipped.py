@@ -323,7 +323,10 @@ def resolve_leukosk_weights(weights):
 
 @functools.lru_cache(maxsize=4)
 def _model_file(path, mtime_ns, size):
-    """One :class:`ModelFileWeights` per file version (reading is not free)."""
+    """One :class:`ModelFileWeights` per file version (reading is not free).
+
+    It keeps the file's metadata only, never its tensors: they are read when
+    the network is built and belong to it alone."""
     return ModelFileWeights(path)
 
 
