@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 PARAMS = dict(weights=None, image_size=32, max_epochs=1, batch_size=6,
               module__hidden_units=16, module__width=0.25, verbose=0,
               random_state=0, device="cpu")
-GRID = {"lr": [1e-4, 3e-3], "max_epochs": [1, 2]}
+#: Fits of about a second each (on 2 cores): long enough that a worker can be
+#: killed in the middle of one (the tests below do), short enough for CI.
+GRID = {"lr": [1e-4, 3e-3], "max_epochs": [40, 41]}
 
 
 def _search(**params):
@@ -145,7 +147,7 @@ def _kill_a_busy_worker(client, timeout=60):
                 if any("leukosk-fit" in str(k) for k in keys)]
         if busy:
             pid = _worker_pids(client)[busy[0]]
-            time.sleep(0.5)  # let the fit get going
+            time.sleep(0.2)  # let the fit get going
             os.kill(pid, signal.SIGKILL)
             return busy[0]
         time.sleep(0.05)

@@ -17,7 +17,7 @@ from leukosk.domain import (MIN_IMAGES, LabShiftMonitor, LabShiftWarning,
 
 def other_lab(X):
     """The same cells under a yellow lamp, darker and less contrasted."""
-    shifted = X.astype(float) * [1.0, 0.95, 0.55] * 0.8 + 30
+    shifted = X.astype(float) * [1.0, 0.9, 0.5] * 0.7 + 40
     return np.clip(shifted, 0, 255).astype(np.uint8)
 
 

@@ -308,3 +308,48 @@ def test_no_state_dict_stays_cached_after_the_network_is_built(tiny, fast, tmp_p
     assert torch.equal(state["backbone.features.0.weight"],
                        child.module_.backbone.features[0].weight.detach())
     assert _tensors_reachable(weights) == []
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_full_size_network_is_torchvisions_vgg19_initialised_as_torchvision_does(batch_norm):
+    """Built on the meta device and initialised once, the network still has
+    torchvision's layers, names and shapes, and its initial weights follow
+    torchvision's scheme (conv: Kaiming normal, fan-out; hidden layers:
+    N(0, 0.01); biases 0; batch norm 1 and 0), the resized last layer PyTorch's
+    default."""
+    from torchvision.models import vgg19, vgg19_bn
+
+    from leukosk import LeukocyteVGG
+
+    torch.manual_seed(0)
+    ours = LeukocyteVGG(n_classes=8, batch_norm=batch_norm).backbone
+    theirs = (vgg19_bn if batch_norm else vgg19)(num_classes=8)
+    mine, ref = ours.state_dict(), theirs.state_dict()
+    assert [(k, v.shape) for k, v in mine.items()] == [(k, v.shape) for k, v in ref.items()]
+    assert not any(v.is_meta for v in mine.values())
+    for name, value in mine.items():
+        if name.startswith("classifier.6"):
+            continue  # resized: PyTorch's default, checked below
+        if name.endswith("bias"):
+            assert not value.any(), name
+        elif name.endswith(("running_mean", "num_batches_tracked")):
+            assert not value.any(), name
+        elif name.endswith("running_var") or (batch_norm and value.dim() == 1):
+            assert torch.all(value == 1), name
+        elif value.dim() == 4:  # convolution: Kaiming normal, fan-out, ReLU gain
+            expected = (2 / (value.shape[0] * value.shape[2] * value.shape[3])) ** 0.5
+            assert abs(value.std().item() / expected - 1) < 0.1, name
+    for index in (0, 3):
+        assert abs(ours.classifier[index].weight.std().item() - 0.01) < 1e-3
+    bound = 1 / 4096 ** 0.5  # nn.Linear's default: U(-1/sqrt(fan_in), +1/sqrt(fan_in))
+    assert ours.classifier[6].weight.abs().max().item() <= bound
+
+
+def test_a_seeded_network_is_reproducible_and_leaves_no_global_state():
+    from leukosk import LeukocyteVGG
+
+    torch.manual_seed(1)
+    a = LeukocyteVGG(n_classes=3, image_size=32, width=0.25, hidden_units=16).state_dict()
+    torch.manual_seed(1)
+    b = LeukocyteVGG(n_classes=3, image_size=32, width=0.25, hidden_units=16).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -113,17 +113,47 @@ def _vgg19(n_classes, batch_norm, width, dropout, hidden_units, pool_size):
     ``torchvision.models.vgg19(_bn)`` with an ``n_classes`` last layer; other
     values keep the 19 weight layers and their order, with fewer channels,
     narrower hidden layers or a smaller pooled map.
+
+    Built on PyTorch's ``meta`` device, then given memory and initialised
+    once (:func:`_initialise`): torchvision's own constructor would first make
+    and initialise its 1000-class head of 123 million parameters, only for it
+    to be replaced.
     """
     config = [v if v == "M" else max(1, round(v * width)) for v in cfgs["E"]]
-    backbone = VGG(make_layers(config, batch_norm=batch_norm), dropout=dropout)
-    backbone.avgpool = nn.AdaptiveAvgPool2d(pool_size)
-    first = backbone.classifier[0]
-    if (first.in_features, first.out_features) != (config[-2] * pool_size**2, hidden_units):
-        backbone.classifier[0] = nn.Linear(config[-2] * pool_size**2, hidden_units)
-    if backbone.classifier[3].out_features != hidden_units:
+    flat = config[-2] * pool_size**2
+    with torch.device("meta"):
+        backbone = VGG(make_layers(config, batch_norm=batch_norm), init_weights=False,
+                       dropout=dropout)
+        backbone.avgpool = nn.AdaptiveAvgPool2d(pool_size)
+        torchvision_sized = {0: (flat, hidden_units) == (512 * 7 * 7, 4096),
+                             3: hidden_units == 4096, 6: False}
+        backbone.classifier[0] = nn.Linear(flat, hidden_units)
         backbone.classifier[3] = nn.Linear(hidden_units, hidden_units)
-    backbone.classifier[6] = nn.Linear(hidden_units, n_classes)
+        backbone.classifier[6] = nn.Linear(hidden_units, n_classes)
+    device = torch.get_default_device()  # "meta" where only shapes are wanted
+    if device.type != "meta":
+        backbone = backbone.to_empty(device=device)
+        _initialise(backbone, torchvision_sized)
     return backbone
+
+
+def _initialise(backbone, torchvision_sized):
+    """torchvision's VGG initialisation for the convolutions, batch norm and
+    the hidden layers of torchvision's size; PyTorch's default for the layers
+    leukosk resizes (the last one always), as when they replace torchvision's."""
+    for module in backbone.features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            module.reset_parameters()  # weight 1, bias 0, running statistics reset
+    for index, as_torchvision in torchvision_sized.items():
+        layer = backbone.classifier[index]
+        if as_torchvision:
+            nn.init.normal_(layer.weight, 0, 0.01)
+            nn.init.zeros_(layer.bias)
+        else:
+            layer.reset_parameters()
 
 
 def _load_backbone(backbone, state, source):
