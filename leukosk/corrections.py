@@ -166,8 +166,8 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     >>> clf.card_["n_cells"], clf.card_["n_corrected"], len(clf.classes_)
     (8, 7, 8)
     """
-    from .weights._shipped import resolve_leukosk_weights
     from .protocols import few_shot_classifier
+    from .weights._shipped import resolve_leukosk_weights
 
     fixes = corrections if isinstance(corrections, Bunch) else read_corrections(
         corrections, images=images)

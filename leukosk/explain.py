@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils import Bunch
 
-from .utils._output import write_csv
 from .utils._images import check_images, chw_batch, decode_image
 from .utils._labels import encode
-from .utils._output import check_output_folder, output_path, replaced_folder, safe_name
+from .utils._output import (check_output_folder, output_path, replaced_folder, safe_name,
+                            write_csv)
 from .utils._precision import autocast
 
 __all__ = ["grad_cam", "overlay", "write_grad_cam_overlays"]

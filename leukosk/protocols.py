@@ -180,8 +180,8 @@ def leukosk2026(*, weights=None, random_state=None, device="auto", **params):
     import torch
 
     from .augmentation._augment import RandomReflectRotate
-    from .classifier._classifier import VGG19LeukocyteClassifier
     from .callbacks._schedule import OneCycle
+    from .classifier._classifier import VGG19LeukocyteClassifier
     from .model_selection import StratifiedGroupSplit
 
     peak = params.pop("lr", 2e-3)
@@ -298,9 +298,9 @@ def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
     import torch
 
     from .augmentation._augment import RandomReflectRotate
+    from .callbacks._schedule import OneCycle
     from .classifier._classifier import VGG19LeukocyteClassifier
     from .weights._shipped import resolve_leukosk_weights
-    from .callbacks._schedule import OneCycle
 
     if train not in ("all", "head"):
         raise ValueError(f"train={train!r}: use 'all' or 'head'.")

@@ -16,29 +16,28 @@ import warnings
 import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import (EpochScoring, EpochTimer, PassthroughScoring,
-                              PrintLog, ProgressBar)
+from skorch.callbacks import (EpochScoring, EpochTimer, PassthroughScoring, PrintLog,
+                              ProgressBar)
 from skorch.history import History
 from skorch.utils import is_dataset, to_device, to_tensor
 
 from ..augmentation._augment import TrainingAugmentation, split_augmented
 from ..callbacks._checkpoint import AtomicCheckpoint
 from ..io._checkpoint import checkpoint_owner, data_fingerprint, load_checkpoint
-from ._dataset import ImageDataset, ImageInput, split_targets
+from ..io._model_file import read_model_file, save_model_file
+from ..nn._vgg import LeukocyteVGG, check_network, decode_size
 from ..utils._images import check_images
 from ..utils._labels import (check_same_classes, check_targets, class_weights, encode,
                              learn_classes)
+from ..utils._precision import amp_dtype, autocast
+from ..utils._runtime import live_progress, resolve_device, seeded
+from ..weights._imagenet import implied_settings
+from ._dataset import ImageDataset, ImageInput, split_targets
+from ._device import DevicePlacement, warn_other_versions
 from ._optim import optimizer_kwargs, param_groups, register_group_setters
 from ._params import validate_classifier_params
-from ..nn._vgg import check_network
-from ..io._model_file import read_model_file, save_model_file
-from ..utils._precision import amp_dtype, autocast
-from ._device import DevicePlacement, warn_other_versions
-from ..utils._runtime import live_progress, resolve_device, seeded
 from ._training import (FitInterruptedWarning, check_finite_loss, check_sample_weight,
                         interruption_message, weighted_loss)
-from ..nn._vgg import LeukocyteVGG, decode_size
-from ..weights._imagenet import implied_settings
 
 __all__ = ["VGG19LeukocyteClassifier"]
 

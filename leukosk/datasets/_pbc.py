@@ -10,9 +10,9 @@ latter (so splits can keep copies together), and caches decoded arrays.
 import io
 import os
 import warnings
-from stat import S_ISREG
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 import torch

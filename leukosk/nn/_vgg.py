@@ -17,12 +17,12 @@ from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
 from ..augmentation._augment import dihedral_views
-from ._cellview import background_white, crop_boxes, locate_cells
-from ..utils._images import resize_batch
 from ..io._model_file import ModelFileWeights
-from ._settings import check_module_settings
+from ..utils._images import resize_batch
 from ..weights._imagenet import (backbone_state, load_state_dict, normalization,
-                                  resolve_weights)
+                                 resolve_weights)
+from ._cellview import background_white, crop_boxes, locate_cells
+from ._settings import check_module_settings
 
 __all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size", "check_network", "check_network_metadata"]
 

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score,
-                             classification_report, confusion_matrix)
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report,
+                             confusion_matrix)
 
 from ..utils._files import atomic_path
 from ..utils._output import printable

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils._images import check_images, decode_image, take_images
 from ..utils._files import atomic_path, remove_dead_temps, writer_tempdir
+from ..utils._images import check_images, decode_image, take_images
 from ._template import SCRIPT, STYLE
 
 __all__ = ["write_review_page", "display_names"]
