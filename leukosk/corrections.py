@@ -12,18 +12,17 @@ saying what it was adapted from and on how many cells.
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
+from .classifier._pretrained import MODEL_FILE, resolve_model
 from .utils._files import atomic_path
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
 
 COLUMNS = ("file", "model_class", "corrected_class")
-MODEL_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
 _FORMULA = tuple("=+-@\t\r")
 
@@ -97,16 +96,6 @@ def read_corrections(path, *, images=None):
                  n_confirmed=int(np.sum(model_class == target)))
 
 
-def _starting_weights(model):
-    """``few_shot_classifier``'s ``weights`` for a MODEL argument: ``"default"``
-    or a shipped model's name, a model folder, or a model file."""
-    if model in (None, "default"):
-        return "DEFAULT"
-    if isinstance(model, (str, os.PathLike)) and Path(model).is_dir():
-        return str(Path(model) / MODEL_FILE)
-    return model
-
-
 def _labelled_folders(folders):
     from .datasets import load_pbc
 
@@ -174,8 +163,7 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     extra_files, extra_target = _labelled_folders(folders)
     X = np.concatenate([np.asarray(fixes.files, dtype=str), extra_files])
     y = np.concatenate([np.asarray(fixes.target, dtype=str), extra_target])
-    weights = _starting_weights(model)
-    source = resolve_leukosk_weights(weights)
+    source = resolve_leukosk_weights(resolve_model(model))
     if source is None:
         raise ValueError(f"{model!r} is not a leukosk model: name a model folder, a "
                          ".safetensors file written by leukosk, or 'default'.")

@@ -118,3 +118,15 @@ def test_adapt_refuses_unknown_classes(reviewed, tmp_path, capsys):
     bad.write_text("name,class\na.jpg,ig\n")
     assert main(["adapt", "default", str(bad), "--out", str(tmp_path / "m")]) == 1
     assert "no column(s)" in capsys.readouterr().err
+
+
+def test_adapt_names_models_as_every_command_does(reviewed, tmp_path):
+    """One rule for MODEL arguments (leukosk.resolve_model): a missing model
+    folder is named with the fix, and a folder that is not a model is refused."""
+    folder, corrections, _ = reviewed
+    with pytest.raises(FileNotFoundError, match="no model.safetensors in"):
+        adapt_to_corrections(tmp_path / "no-such-model", corrections, images=folder)
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="is not a leukosk model"):
+        adapt_to_corrections(not_a_model, corrections, images=folder)
