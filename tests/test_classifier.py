@@ -1,4 +1,4 @@
-"""VGG19LeukocyteClassifier behaviour (leukosk/_classifier.py)."""
+"""VGG19LeukocyteClassifier behaviour (leukosk/classifier/)."""
 
 import numpy as np
 import pytest

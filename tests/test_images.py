@@ -1,4 +1,4 @@
-"""Input checking, decoding and resizing (leukosk/_images.py)."""
+"""Input checking, decoding and resizing (leukosk/utils/_images.py)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""save()/load() without pickle, atomic writes (leukosk/_persist.py)."""
+"""save()/load() without pickle, atomic writes (leukosk/io/_model_file.py, leukosk/utils/_files.py)."""
 
 import json
 

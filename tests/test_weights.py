@@ -1,4 +1,4 @@
-"""Weights resolution: hub cache, offline errors, local files (leukosk/_weights.py)."""
+"""Weights resolution: hub cache, offline errors, local files (leukosk/weights/_imagenet.py)."""
 
 import pickle
 import time
