@@ -109,7 +109,7 @@ def run_review_demo(out_dir="leukosk-demo", *, max_epochs=10, random_state=0,
     page (``out_dir/review/index.html``). The other half stands for a sample a
     technologist reviewed: its ``corrections.csv`` (the true classes), on
     which :func:`leukosk.corrections.adapt_to_corrections` fine-tunes the
-    shipped model (``max_epochs`` epochs, about 20 s on two CPU cores). Both
+    shipped model (``max_epochs`` epochs; seconds on a CPU, see the README). Both
     models are then scored on the counted half.
 
     Parameters
