@@ -201,3 +201,19 @@ def test_concurrent_fits_into_one_checkpoint_dir_are_refused(tiny, fast, tmp_pat
     dead.wait()
     (tmp_path / ".fit-owner.json").write_text(json.dumps({"pid": dead.pid, "token": "x"}))
     clone(clf).set_params(callbacks=None).fit(X, y)
+
+
+def test_the_data_fingerprint_sees_every_pixel_of_listed_images():
+    """Images given as a list are digested by their bytes (their str() would
+    abbreviate a large array and hide a change in its middle)."""
+    from leukosk.io._checkpoint import data_fingerprint
+
+    images = [np.zeros((64, 64, 3), np.uint8) for _ in range(3)]
+    changed = [image.copy() for image in images]
+    changed[1][32, 32, 1] = 1
+    y = ["a", "b", "a"]
+    assert data_fingerprint(images, y) == data_fingerprint([i.copy() for i in images], y)
+    assert data_fingerprint(images, y) != data_fingerprint(changed, y)
+    assert data_fingerprint(np.stack(images), y) != data_fingerprint(np.stack(changed), y)
+    assert data_fingerprint(["a.jpg", "b.jpg"], y[:2]) != data_fingerprint(
+        ["a.jpg", "c.jpg"], y[:2])

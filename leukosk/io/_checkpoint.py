@@ -53,11 +53,15 @@ def data_fingerprint(X, y):
     """What a checkpoint records of the data it was trained on: the number of
     images and a BLAKE2 digest of the images (or paths) and labels."""
     digest = hashlib.blake2b(digest_size=16)
-    if isinstance(X, np.ndarray):
-        digest.update(f"{X.dtype.str}{X.shape}".encode())
-        digest.update(np.ascontiguousarray(X).data)
-    else:
-        digest.update("\0".join(map(str, X)).encode("utf-8", "surrogatepass"))
+    for item in ([X] if isinstance(X, np.ndarray) else X):  # an array, or a list of
+        if hasattr(item, "numpy"):                            # paths, arrays, tensors
+            item = item.detach().cpu().numpy()
+        if isinstance(item, np.ndarray):  # its bytes: str() of an array abbreviates
+            digest.update(f"{item.dtype.str}{item.shape}".encode())
+            digest.update(np.ascontiguousarray(item).data)
+        else:
+            digest.update(str(item).encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
     digest.update(b"\1")
     digest.update("\0".join(map(str, np.asarray(y).tolist())).encode("utf-8",
                                                                       "surrogatepass"))
