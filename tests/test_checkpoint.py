@@ -1,6 +1,7 @@
 """Checkpoints as one atomic unit with a manifest; resume; interruption (issue 13, items 2, 4)."""
 
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ def test_crash_leaves_last_epoch_and_resume_finishes(tiny, fast, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [
         "history.json", "manifest.json", "optimizer.pt", "params.safetensors"]
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
-        "checkpoint.json", "epoch-0002"]  # older epochs and temporaries removed
+        ".fit.lock", "checkpoint.json", "epoch-0002"]  # older epochs, temporaries gone
 
     resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
     assert resumed.history_[:, "epoch"] == [1, 2, 3]
@@ -154,7 +155,8 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny, fast, tm
     fast.update(max_epochs=3, checkpoint_dir=ckpt)
     resumed = VGG19LeukocyteClassifier(resume=True, **fast).fit(X, y)
     assert resumed.history_[:, "epoch"] == [1, 2, 3]
-    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.json", "epoch-0003"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [".fit.lock", "checkpoint.json",
+                                                 "epoch-0003"]
 
 
 def test_a_clone_does_not_resume_a_fit_on_other_data(tiny, fast, tmp_path):
@@ -187,7 +189,7 @@ def test_concurrent_fits_into_one_checkpoint_dir_are_refused(tiny, fast, tmp_pat
         def on_epoch_end(self, net, **kwargs):
             try:
                 clone(net).set_params(callbacks=None).fit(X, y)
-            except RuntimeError as exc:
+            except BlockingIOError as exc:
                 refused.append(str(exc))
 
     clf = VGG19LeukocyteClassifier(checkpoint_dir=tmp_path, callbacks=[
@@ -195,12 +197,38 @@ def test_concurrent_fits_into_one_checkpoint_dir_are_refused(tiny, fast, tmp_pat
     assert len(refused) == 1 and "in use by another fit" in refused[0]
     assert f"pid {os.getpid()}" in refused[0] and "own checkpoint_dir" in refused[0]
     assert latest_checkpoint(tmp_path).name == "epoch-0001"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # released
-    # the owner file of a killed fit does not block the next one
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / ".fit-owner.json").write_text(json.dumps({"pid": dead.pid, "token": "x"}))
+    assert not (tmp_path / ".fit-owner.json").exists()  # released
+    # a fit killed while it held the folder does not block the next one: the
+    # operating system releases its lock with the process
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sys; sys.path.insert(0, {root!r})\n"
+        "from leukosk.io._checkpoint import checkpoint_owner\n"
+        "with checkpoint_owner({folder!r}):\n"
+        "    os.kill(os.getpid(), 9)").format(root=str(Path(__file__).parents[1]),
+                                               folder=str(tmp_path))])
+    assert killed.returncode == -9
+    assert (tmp_path / ".fit-owner.json").exists()  # left behind by the killed fit
     clone(clf).set_params(callbacks=None).fit(X, y)
+    assert not (tmp_path / ".fit-owner.json").exists()
+
+
+def test_two_processes_never_both_own_a_checkpoint_folder(tmp_path):
+    """The lock is the operating system's: of two processes that try at once,
+    exactly one owns the folder (an owner file alone let both take over a
+    dead owner's record)."""
+    script = (
+        "import sys, time; sys.path.insert(0, {root!r})\n"
+        "from leukosk.io._checkpoint import checkpoint_owner\n"
+        "try:\n"
+        "    with checkpoint_owner({folder!r}):\n"
+        "        print('owns', flush=True); time.sleep(2)\n"
+        "except BlockingIOError:\n"
+        "    print('refused', flush=True)").format(root=str(Path(__file__).parents[1]),
+                                                  folder=str(tmp_path))
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outcomes = sorted(run.communicate(timeout=60)[0].strip() for run in runs)
+    assert outcomes == ["owns", "refused"]
 
 
 def test_the_data_fingerprint_sees_every_pixel_of_listed_images():

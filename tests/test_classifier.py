@@ -157,6 +157,16 @@ def test_cuda_requested_without_cuda(tiny, fast):
         VGG19LeukocyteClassifier(**fast).fit(X, y)
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
+def test_another_device_type_this_machine_lacks_is_a_clear_error(tiny, fast):
+    """Not PyTorch's RuntimeError from deep inside the first batch (which the
+    command line would take for a bug of leukosk)."""
+    X, y = tiny
+    fast["device"] = "mps"
+    with pytest.raises(ValueError, match="device='mps' was requested but .* device='cpu'"):
+        VGG19LeukocyteClassifier(**fast).fit(X, y)
+
+
 @pytest.mark.parametrize("make, exc, match", [
     (lambda X, y: (X, y[:-1]), ValueError, "inconsistent numbers"),
     (lambda X, y: (X, np.full(len(y), "basophil")), ValueError, "single class"),

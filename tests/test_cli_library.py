@@ -196,3 +196,12 @@ def test_write_grad_cam_overlays_decodes_each_image_once(model_and_images, tmp_p
     (out / "mine.txt").write_text("keep")
     with pytest.raises(ValueError, match="holds files this command did not write"):
         write_grad_cam_overlays(clf, files[:2], out)
+
+
+def test_a_missing_model_file_is_named_as_a_file(tmp_path):
+    from leukosk import resolve_model
+
+    with pytest.raises(FileNotFoundError, match=r"no model file .*x\.safetensors; train one"):
+        resolve_model(tmp_path / "x.safetensors")
+    with pytest.raises(FileNotFoundError, match="no model.safetensors in .*'default'"):
+        resolve_model(tmp_path / "folder")

@@ -139,6 +139,32 @@ def test_documented_user_errors_stay_one_line(model_and_images, monkeypatch, cap
     assert err.strip().splitlines()[-1].startswith("leukosk predict: error: no model")
 
 
+def test_a_checkpoint_folder_in_use_and_a_missing_device_are_user_errors(
+        model_and_images, tmp_path, monkeypatch, capsys):
+    """leukosk's own refusals are one line (exit 1), not reported as bugs."""
+    from leukosk.io._checkpoint import checkpoint_owner
+
+    _, cells = model_and_images
+    monkeypatch.delenv("LEUKOSK_TRACEBACK", raising=False)
+    data = tmp_path / "data"
+    images = sorted(cells.iterdir())
+    for k, label in enumerate(("ig", "platelet")):
+        (data / label).mkdir(parents=True)
+        for path in images[2 * k:2 * k + 2]:  # distinct images in each class
+            (data / label / path.name).write_bytes(path.read_bytes())
+    with checkpoint_owner(tmp_path / "ckpt"):  # another fit holds the folder
+        code = main(["train", str(data), "--out", str(tmp_path / "m"), "--weights",
+                     "none", "--image-size", "32", "--epochs", "1", "--width", "0.25",
+                     "--hidden-units", "8", "--checkpoint", str(tmp_path / "ckpt"),
+                     "--quiet", "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 1 and "leukosk train: error: checkpoint_dir" in err, err
+    assert "in use by another fit" in err and "bug" not in err
+    assert main(["predict", "--model", "default", str(cells), "--device", "xpu"]) == 1
+    err = capsys.readouterr().err
+    assert "error: device='xpu' was requested" in err and "bug" not in err
+
+
 # -- defect 9: predict --output is written atomically ------------------------------------------
 
 def test_ctrl_c_while_predict_writes_leaves_no_half_file(model_and_images, tmp_path,

@@ -110,9 +110,11 @@ def resolve_model(model="default"):
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {MODEL_FILE} in {model}; train one with "
-                                "'leukosk train DATA_DIR --out MODEL_DIR', or "
-                                "use the shipped model (--model default)")
+        what = (f"no model file {model}" if Path(model).suffix == ".safetensors"
+                else f"no {MODEL_FILE} in {model}")
+        raise FileNotFoundError(f"{what}; train one with 'leukosk train DATA_DIR --out "
+                                "MODEL_DIR' (or save one with clf.save), or name the "
+                                "shipped model: 'default'")
     return path
 
 

@@ -138,7 +138,7 @@ def main(argv=None):
             print(f"leukosk {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         else:
             print(f"leukosk {args.command}: unexpected error ({type(exc).__name__}): "
-                  f"{_one_line(exc)}. This is a bug in leukosk: please report it, "
+                  f"{_one_line(exc).rstrip('.')}. This is a bug in leukosk: please report it, "
                   "with the traceback that LEUKOSK_TRACEBACK=1 shows.", file=sys.stderr)
         return 1
     finally:

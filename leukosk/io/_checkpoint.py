@@ -27,7 +27,6 @@ import os
 import shutil
 import socket
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +44,8 @@ FORMAT = "leukosk-checkpoint/2"
 _FILES = ("params.safetensors", "optimizer.pt", "history.json")
 _TMP_PREFIX = ".epoch-tmp-"
 OWNER = ".fit-owner.json"
-#: Tokens of the fits of this process that own a checkpoint folder now.
-_HELD = set()
+#: The lock a fit holds on its checkpoint folder while it runs.
+LOCK = ".fit.lock"
 
 
 def data_fingerprint(X, y):
@@ -69,74 +68,55 @@ def data_fingerprint(X, y):
 
 
 def _read_owner(path):
-    for _ in range(3):  # its writer may be between creating and writing it
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            time.sleep(0.05)
-    return None
-
-
-def _gone(owner):
-    """Whether the fit that wrote the owner record no longer runs."""
-    from ..utils._files import _dead
-
-    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
-        return True  # unreadable: not a fit's record
-    if owner.get("host", socket.gethostname()) != socket.gethostname():
-        return False  # another machine's process: cannot tell
-    if owner["pid"] == os.getpid():
-        return owner.get("token") not in _HELD
-    return _dead(owner["pid"])
+    """The owner record (pid, host, start time) for the message, or {}."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 @contextlib.contextmanager
 def checkpoint_owner(dirname):
     """Own the checkpoint folder ``dirname`` for one fit, or refuse clearly.
 
-    An owner file (``.fit-owner.json``: pid, host, start time) is created
-    exclusively and removed at the end; a second fit into the folder while
-    the first runs (a clone under ``GridSearchCV(n_jobs=2)``, another
-    process) raises :class:`RuntimeError` instead of overwriting and pruning
-    the first's checkpoints. The file of a fit that was killed is taken over.
+    The fit holds an operating-system lock on ``.fit.lock`` in the folder
+    (:mod:`filelock`) for as long as it runs; the system releases it when
+    the process ends, killed or not, so a crashed fit never blocks the next.
+    A second fit into the folder while the first runs (a clone under
+    ``GridSearchCV(n_jobs=2)``, another process) raises
+    :class:`BlockingIOError` instead of overwriting and pruning the first's
+    checkpoints; ``.fit-owner.json`` (pid, host, start time, written
+    atomically) lets the message name the fit that holds it.
     """
+    from filelock import FileLock, Timeout
+
     folder = Path(dirname)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / OWNER
-    token = uuid.uuid4().hex
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
-              "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _read_owner(path)
-            if owner == {} or _gone(owner):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                continue
-            raise RuntimeError(
-                f"checkpoint_dir {folder} is in use by another fit (pid {owner['pid']} "
-                f"on {owner.get('host')}, since {owner.get('since')}): two fits writing "
-                "one folder overwrite and prune each other's checkpoints, as clones "
-                "of one estimator do under GridSearchCV(n_jobs>1). Give each fit its "
-                "own checkpoint_dir (or none in a search); if no fit is running, "
-                f"delete {path}.") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        break
-    else:
-        raise RuntimeError(f"could not take {path}: other fits keep taking it.")
-    _HELD.add(token)
+    lock = FileLock(folder / LOCK, is_singleton=False)
     try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        owner = _read_owner(folder / OWNER)
+        held_by = (f" (pid {owner.get('pid')} on {owner.get('host')}, since "
+                   f"{owner.get('since')})") if owner else ""
+        raise BlockingIOError(
+            f"checkpoint_dir {folder} is in use by another fit{held_by}: two fits "
+            "writing one folder overwrite and prune each other's checkpoints, as "
+            "clones of one estimator do under GridSearchCV(n_jobs>1). Give each fit "
+            "its own checkpoint_dir (or none in a search), or wait for the other "
+            "fit to end.") from None
+    try:
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        with atomic_path(folder / OWNER) as tmp:
+            tmp.write_text(json.dumps(record))
         yield
     finally:
-        _HELD.discard(token)
-        if (_read_owner(path) or {}).get("token") == token:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (folder / OWNER).unlink()
+        lock.release()
+
 
 def _shaping(net):
     """What shapes the network's tensors and the meaning of its inputs."""

@@ -63,7 +63,25 @@ def resolve_device(device):
             "'cuda' or 'cuda:N'.") from exc
     if parsed.type == "cuda":
         _check_cuda(parsed)
+    elif parsed.type != "cpu":
+        _check_other(parsed)
     return str(parsed)
+
+
+def _check_other(parsed):
+    """A device type other than CPU and CUDA (``mps``, ``xpu``, ...) must work here."""
+    try:
+        torch.empty(0, device=parsed)
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(
+            f"device={str(parsed)!r} was requested but this PyTorch or machine "
+            f"cannot use it ({_first_sentence(exc)}). Use device='auto' (CUDA when "
+            "present, else CPU) or device='cpu'.") from None
+
+
+def _first_sentence(exc, limit=120):
+    text = (str(exc).splitlines() or [""])[0].split(". ")[0].rstrip(".")
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)
 
 
 def _check_cuda(parsed):

@@ -28,7 +28,7 @@ from urllib.request import Request, urlopen
 import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
-from ..utils._files import read_tensors, sha256_file
+from ..utils._files import _umask, read_tensors, sha256_file
 
 __all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict", "backbone_state",
            "normalization", "weights_cache_path", "implied_settings"]
@@ -205,6 +205,7 @@ def _download(url, target, progress):
     match = torch.hub.HASH_REGEX.search(target.name)
     fd, partial = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial",
                                    dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # as torch hub's cache files are, not mkstemp's 0600
     try:
         request = Request(url, headers={"User-Agent": "leukosk"})
         with os.fdopen(fd, "wb") as out, urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as u:
