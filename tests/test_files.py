@@ -244,3 +244,18 @@ def test_removed_duplicates_stay_removed(name):
                if isinstance(node, ast.FunctionDef) and node.name == name]
     allowed = {"_remove_stale": ["io/_checkpoint.py"]}  # old checkpoints, then temps
     assert defined == allowed.get(name, []), f"{name} defined in {defined}"
+
+
+def test_another_machines_temporaries_are_never_judged_dead(tmp_path):
+    """On a folder shared between machines, a process id says nothing about
+    another machine's processes: its writer's temporaries stay."""
+    from leukosk.utils._files import writer_id
+
+    theirs = tmp_path / f".tmp-{_dead_pid()}h{'0' * 8}-x"   # another host's tag
+    ours_dead = tmp_path / f".tmp-{_dead_pid()}h{writer_id().partition('h')[2]}-y"
+    legacy_dead = tmp_path / f".tmp-{_dead_pid()}-z"      # bare pid: this machine's
+    for path in (theirs, ours_dead, legacy_dead):
+        path.write_text("x")
+    remove_dead_temps(tmp_path, ".tmp-")
+    assert [p.name for p in tmp_path.iterdir()] == [theirs.name]
+    assert writer_tempdir(tmp_path, ".tmp-").name.startswith(f".tmp-{writer_id()}-")

@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-__all__ = ["atomic_path", "writer_tempdir", "remove_dead_temps", "dead_writer",
+__all__ = ["atomic_path", "writer_tempdir", "remove_dead_temps", "dead_writer", "writer_id",
            "read_tensors", "read_safetensors_metadata", "sha256_file", "sha256_bytes"]
 
 #: Bytes read at a time by :func:`sha256_file`.
@@ -47,21 +47,37 @@ def _dead(pid):
     return False
 
 
+def writer_id():
+    """``<pid>h<host tag>``: names this writer in temporary names, so that a
+    folder shared between machines (NFS) never has one machine judge another
+    machine's process dead by its process id."""
+    import socket
+    import zlib
+
+    return f"{os.getpid()}h{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
 def dead_writer(name, prefix):
-    """Whether ``name`` is a temporary name ``<prefix><pid>-...`` of a process
-    that no longer runs (killed mid-write: its leftovers may go).
+    """Whether ``name`` is a temporary name ``<prefix><writer id>-...`` of a
+    process of this machine that no longer runs (killed mid-write: its
+    leftovers may go). Names of other machines' writers are never judged
+    dead; names with a bare process id (older leukosk) count as this machine's.
 
     Examples
     --------
-    >>> import os
-    >>> from leukosk.utils._files import dead_writer
-    >>> dead_writer(f".tmp-{os.getpid()}-x", ".tmp-"), dead_writer("other", ".tmp-")
+    >>> from leukosk.utils._files import dead_writer, writer_id
+    >>> dead_writer(f".tmp-{writer_id()}-x", ".tmp-"), dead_writer("other", ".tmp-")
     (False, False)
+    >>> dead_writer(".tmp-999999999h00000000-x", ".tmp-")  # another machine's
+    False
     """
     if not name.startswith(prefix):
         return False
+    pid, _, host = name[len(prefix):].split("-")[0].partition("h")
+    if host and host != writer_id().partition("h")[2]:
+        return False
     try:
-        return _dead(int(name[len(prefix):].split("-")[0]))
+        return _dead(int(pid))
     except ValueError:
         return False
 
@@ -113,10 +129,10 @@ def writer_tempdir(folder, prefix):
     >>> import os, tempfile
     >>> from leukosk.utils._files import writer_tempdir
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     writer_tempdir(d, ".tmp-").name.startswith(f".tmp-{os.getpid()}-")
+    ...     writer_tempdir(d, ".tmp-").name.startswith(f".tmp-{os.getpid()}h")
     True
     """
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=folder))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{writer_id()}-", dir=folder))
 
 
 @contextlib.contextmanager
@@ -144,7 +160,7 @@ def atomic_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temps(path.parent, f".{path.name}.")  # left by killed writers
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{writer_id()}-",
                                suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
     os.close(fd)

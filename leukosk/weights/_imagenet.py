@@ -28,7 +28,8 @@ from urllib.request import Request, urlopen
 import torch
 from torchvision.models import VGG19_BN_Weights, VGG19_Weights, WeightsEnum
 
-from ..utils._files import _umask, read_tensors, sha256_file
+from ..utils._files import (_umask, read_tensors, remove_dead_temps, sha256_file,
+                             writer_id)
 
 __all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict", "backbone_state",
            "normalization", "weights_cache_path", "implied_settings"]
@@ -203,7 +204,8 @@ def _download(url, target, progress):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(target.name)
-    fd, partial = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial",
+    remove_dead_temps(target.parent, f"{target.name}.")  # killed downloads' partial files
+    fd, partial = tempfile.mkstemp(prefix=f"{target.name}.{writer_id()}-", suffix=".partial",
                                    dir=target.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # as torch hub's cache files are, not mkstemp's 0600
     try:
