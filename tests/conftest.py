@@ -75,6 +75,24 @@ def fast():
     return dict(FAST)
 
 
+@pytest.fixture(scope="module")
+def model_and_images(tmp_path_factory):
+    """A tiny model folder (``model.safetensors``, as ``leukosk train`` writes
+    it) and a folder of six images: what the command line's tests load."""
+    from PIL import Image
+
+    from leukosk import VGG19LeukocyteClassifier
+
+    root = tmp_path_factory.mktemp("model_and_images")
+    X, y = make_images(n_per_class=2)
+    (root / "model").mkdir()
+    VGG19LeukocyteClassifier(**FAST).fit(X, y).save(root / "model" / "model.safetensors")
+    (root / "cells").mkdir()
+    for i, image in enumerate(X):
+        Image.fromarray(image).save(root / "cells" / f"cell{i}.png")
+    return root / "model", root / "cells"
+
+
 #: The development part of PBC beside the repository (absent outside it).
 SHARED_PBC = Path(__file__).resolve().parents[2] / "shared" / "data" / "PBC_dataset_normal_DIB"
 

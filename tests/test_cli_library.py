@@ -8,22 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from leukosk import VGG19LeukocyteClassifier
-
-
-@pytest.fixture(scope="module")
-def model_and_images(tmp_path_factory):
-    """A tiny model folder and a folder of six images."""
-    from conftest import FAST, make_images
-
-    root = tmp_path_factory.mktemp("library")
-    X, y = make_images(n_per_class=2)
-    (root / "model").mkdir()
-    VGG19LeukocyteClassifier(**FAST).fit(X, y).save(root / "model" / "model.safetensors")
-    (root / "cells").mkdir()
-    for i, image in enumerate(X):
-        Image.fromarray(image).save(root / "cells" / f"cell{i}.png")
-    return root / "model", root / "cells"
 
 
 def test_resolve_model_names_shipped_models_folders_and_files(model_and_images, tmp_path):

@@ -13,7 +13,6 @@ import importlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from leukosk import VGG19LeukocyteClassifier
 from leukosk.cli import main
@@ -76,21 +75,6 @@ def test_the_import_check_sees_a_private_import(tmp_path):
 
 
 # -- defect 8: library bugs are not user errors ----------------------------------------------
-
-@pytest.fixture(scope="module")
-def model_and_images(tmp_path_factory):
-    """A tiny model folder and a folder of six images."""
-    from conftest import FAST, make_images
-
-    root = tmp_path_factory.mktemp("thin")
-    X, y = make_images(n_per_class=2)
-    (root / "model").mkdir()
-    VGG19LeukocyteClassifier(**FAST).fit(X, y).save(root / "model" / "model.safetensors")
-    (root / "cells").mkdir()
-    for i, image in enumerate(X):
-        Image.fromarray(image).save(root / "cells" / f"cell{i}.png")
-    return root / "model", root / "cells"
-
 
 @pytest.mark.parametrize("error", [TypeError("unsupported operand"),
                                    RuntimeError("shape mismatch")])
