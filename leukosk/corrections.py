@@ -19,19 +19,18 @@ from sklearn.utils import Bunch
 
 from .classifier._pretrained import MODEL_FILE, resolve_model
 from .utils._files import atomic_path
+from .utils._output import csv_text
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
 
 COLUMNS = ("file", "model_class", "corrected_class")
 CARD_FILE = "model_card.json"
-_FORMULA = tuple("=+-@\t\r")
 
 
 def _field(value):
     """A field as the page wrote it, without the quote that keeps a
     spreadsheet from reading it as a formula."""
-    value = value.strip() if value else ""
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value
+    return csv_text(value.strip() if value else "")
 
 
 def _locate(name, roots, csv_path):

@@ -29,7 +29,8 @@ from pathlib import Path
 from ._files import _umask, atomic_path, remove_dead_temps, writer_tempdir
 
 __all__ = ["safe_name", "output_path", "check_output_folder", "check_output_file",
-           "replaced_folder", "csv_cell", "printable", "unicode_text", "write_csv"]
+           "replaced_folder", "csv_cell", "csv_text", "printable", "unicode_text",
+           "write_csv"]
 
 _UNSAFE = re.compile(r"[^\w.+=@,-]", re.ASCII)
 _MAX_NAME = 80
@@ -70,6 +71,20 @@ def csv_cell(text):
     """
     text = printable(text)
     return "'" + text if text.startswith(_FORMULA) else text
+
+
+def csv_text(cell):
+    """A cell read back as its text: without the apostrophe that
+    :func:`csv_cell` (and the review page) put before a formula's first
+    character; every other cell unchanged.
+
+    Examples
+    --------
+    >>> from leukosk.utils._output import csv_cell, csv_text
+    >>> csv_text(csv_cell("=1+2")), csv_text("'quoted"), csv_text("cell1.jpg")
+    ('=1+2', "'quoted", 'cell1.jpg')
+    """
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA) else cell
 
 
 def unicode_text(name):
