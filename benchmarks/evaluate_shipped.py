@@ -24,7 +24,7 @@ from _records import RESULTS_DIR, script_command
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.datasets import PBCDataWarning, load_pbc
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 from leukosk.weights._shipped import LeukoskWeights
 
 DEFAULT_RECORD = RESULTS_DIR / "shipped_models.json"

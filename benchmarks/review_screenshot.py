@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from leukosk.cli import main
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -48,7 +48,7 @@ from sklearn.model_selection import train_test_split
 
 from leukosk import VGG19LeukocyteClassifier, load_pretrained
 from leukosk.datasets import PBCDataWarning, load_pbc
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 from leukosk.domain import LabShiftMonitor, calibrate_lab_shift
 from leukosk.model_selection import (few_shot_scores, score_present_classes,
                                      stratified_group_split)

@@ -33,7 +33,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.nn._vgg import decode_size
 from leukosk.datasets import PBCDataWarning, load_pbc
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 from leukosk.model_selection import score_present_classes, stratified_group_split
 from leukosk.protocols import lab_shift_augmentations, leukosk2026
 

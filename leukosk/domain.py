@@ -176,7 +176,7 @@ def lab_shift_score(clf, X):
     --------
     >>> from leukosk import load_pretrained
     >>> from leukosk.datasets import load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> from leukosk.domain import lab_shift_score
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
     >>> clf = load_pretrained(device="cpu")
@@ -216,7 +216,7 @@ def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
     --------
     >>> from leukosk import load_pretrained
     >>> from leukosk.datasets import load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> from leukosk.domain import calibrate_lab_shift
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
     >>> result = calibrate_lab_shift(load_pretrained(device="cpu"), sample.images,
@@ -272,7 +272,7 @@ def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
     >>> import warnings
     >>> from leukosk import load_pretrained
     >>> from leukosk.datasets import load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> from leukosk.domain import check_lab_shift
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)
     >>> check_lab_shift(load_pretrained(device="cpu"), sample.images[::4]).shifted
@@ -325,7 +325,7 @@ def watch_lab_shift(clf, n_images, *, where="these images"):
     >>> import warnings
     >>> from leukosk import load_pretrained
     >>> from leukosk.datasets import load_pbc
-    >>> from leukosk.datasets._sample import sample_folder
+    >>> from leukosk.datasets import sample_folder
     >>> from leukosk.domain import watch_lab_shift
     >>> clf = load_pretrained(device="cpu")
     >>> sample = load_pbc(sample_folder(), cache=False, verbose=False)

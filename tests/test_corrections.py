@@ -29,7 +29,7 @@ def reviewed(tmp_path_factory):
     corrections (every reviewed cell, with its true class) should fix that.
     """
     from leukosk import load_pretrained
-    from leukosk.datasets._sample import sample_folder
+    from leukosk.datasets import sample_folder
 
     root = tmp_path_factory.mktemp("lab")
     folder, held_out = root / "sample", root / "held_out"

@@ -149,7 +149,7 @@ def test_a_shipped_model_with_swapped_classes_and_no_checksum_is_refused(tmp_pat
     with pytest.raises(ValueError, match="altered after it was saved: its checksum is "
                                          "missing"):
         VGG19LeukocyteClassifier.load(forged)
-    from leukosk.datasets._sample import sample_folder
+    from leukosk.datasets import sample_folder
 
     basophils = sample_folder() / "basophil"
     assert main(["predict", "--model", str(tmp_path), str(basophils)]) == 1

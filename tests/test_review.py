@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 
 from leukosk.cli import main
 from leukosk.count import differential_count, wilson_interval
-from leukosk.datasets._sample import sample_folder
+from leukosk.datasets import sample_folder
 from leukosk.review._page import display_names, write_review_page
 
 EVIL = "<img src=x onerror=alert(1)>.jpg"
