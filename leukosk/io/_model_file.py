@@ -56,8 +56,6 @@ def jsonable(value):
 
     if isinstance(value, WeightsEnum):
         return value.name
-    from ._model_file import TrainedWeights
-
     if isinstance(value, TrainedWeights):
         return str(value)
     if isinstance(value, os.PathLike):
@@ -282,6 +280,12 @@ class TrainedWeights:
     and starts its last layer from the units of the classes both share.
     """
 
+    @staticmethod
+    def _float32(state):
+        """``state`` as the network is built: floating tensors in float32 (a
+        file may store float16)."""
+        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
 
 class ModelFileWeights(TrainedWeights):
     """A model file written by ``VGG19LeukocyteClassifier.save``, as weights.
@@ -306,8 +310,6 @@ class ModelFileWeights(TrainedWeights):
     """
 
     def __init__(self, path):
-        from ._model_file import read_network
-
         classes, network, _ = read_network(path)  # checked; its tensors are let go
         if network is None:
             raise ValueError(f"{str(path)!r} was saved by an older leukosk without its "
@@ -330,14 +332,12 @@ class ModelFileWeights(TrainedWeights):
         ``ModelFileWeights`` (one per file version) holds no tensors; a file
         that changed since is refused.
         """
-        from ._model_file import read_network
-
         classes, network, state = read_network(self.path)
         if network != self.network or tuple(str(c) for c in classes) != \
                 self.meta["classes"]:
             raise ValueError(f"{self.name!r} changed since it was read; resolve the "
                              "weights again.")
-        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        return self._float32(state)
 
     def __str__(self):
         return self.name

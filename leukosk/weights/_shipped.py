@@ -290,7 +290,7 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
         """The network's tensors (float32, on the CPU), after :meth:`verify`."""
         state = read_tensors(self.verify(), what="shipped model file",
                              fix="Reinstall leukosk.")
-        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        return self._float32(state)
 
     def transforms(self):
         """The preprocessing the model expects, as a dict: ``image_size``,
