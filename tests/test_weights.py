@@ -1,5 +1,6 @@
 """Weights resolution: hub cache, offline errors, local files (leukosk/weights/_imagenet.py)."""
 
+import os
 import pickle
 import time
 from urllib.error import URLError
@@ -268,6 +269,36 @@ def test_concurrent_downloads_are_checked_and_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         url.rsplit("/", 1)[1] for url in payloads if url != bad)
 
+
+
+def test_downloaded_weights_get_open_permissions_and_dead_partials_go(tmp_path, monkeypatch):
+    """The cached file is readable by the other users of a shared TORCH_HOME
+    (open()'s 0o666 less the umask, not mkstemp's 0o600), and the partial file
+    of a killed download is removed by the next one."""
+    import hashlib
+    import io
+    import subprocess
+    import sys
+
+    import leukosk.weights._imagenet as imagenet
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(3)}, buffer)
+    name = f"w-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(imagenet, "urlopen",
+                        lambda request, *, timeout: _Response(buffer.getvalue(), pause=0))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"{name}.{dead.pid}-x.partial"  # a killed download's
+    left.write_bytes(b"half")
+    umask = os.umask(0o022)
+    try:
+        imagenet._download("https://example.invalid/" + name, tmp_path / name,
+                           progress=False)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert not left.exists()
 
 def _tensors_reachable(root, depth=4):
     """Tensors reachable from ``root`` through at most ``depth`` references."""
