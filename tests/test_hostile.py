@@ -224,6 +224,61 @@ def test_an_output_folder_holding_other_files_is_not_replaced(plain_model, tmp_p
     assert _tree(mine) == ["thesis.tex"]
 
 
+def test_count_into_the_folder_above_its_input_keeps_the_input(plain_model, tmp_path,
+                                                                 capsys):
+    # issue 29, 1: `count s/cells --out s` replaced `s` whole, deleting the images
+    data = _images(tmp_path / "s" / "cells", ["c1.png", "c2.png", "c3.png"])
+    before = _snapshot(tmp_path / "s")
+    assert main(["count", str(plain_model), str(data), "--out", str(tmp_path / "s")]) == 1
+    assert "contains the input" in capsys.readouterr().err
+    assert _snapshot(tmp_path / "s") == before
+
+
+def test_explain_into_the_folder_of_its_input_keeps_the_input(plain_model, tmp_path,
+                                                               capsys):
+    # issue 29, 1: `explain M cams/x.png --out cams` deleted the input overlay
+    image = _images(tmp_path / "cams", ["x.png"]) / "x.png"
+    before = image.read_bytes()
+    assert main(["explain", str(plain_model), str(image), "--out",
+                 str(tmp_path / "cams")]) == 1
+    assert "contains the input" in capsys.readouterr().err
+    assert image.read_bytes() == before
+
+
+def test_a_file_added_inside_an_earlier_result_is_never_deleted(plain_model, tmp_path,
+                                                                capsys):
+    # the swap judged ownership by top-level names: a user's file under a
+    # name the command writes (its cells/ folder) was lost
+    data = _images(tmp_path / "in", ["c1.png"])
+    out = tmp_path / "out"
+    assert main(["count", str(plain_model), str(data), "--out", str(out)]) == 0
+    assert main(["count", str(plain_model), str(data), "--out", str(out)]) == 0
+    mine = out / "cells" / "my_notes.txt"
+    mine.parent.mkdir(exist_ok=True)
+    mine.write_text("mine")
+    assert main(["count", str(plain_model), str(data), "--out", str(out)]) == 1
+    assert "did not write (cells/my_notes.txt)" in capsys.readouterr().err
+    assert mine.read_text() == "mine"
+    (out / "count.csv").write_text("edited by hand")  # changed since written
+    mine.unlink()
+    assert main(["count", str(plain_model), str(data), "--out", str(out)]) == 1
+    assert (out / "count.csv").read_text() == "edited by hand"
+
+
+def test_count_through_a_symbolic_link_writes_into_its_target(plain_model, tmp_path):
+    # issue 29, 2: --out LINK failed, replaced the link by a folder, left a
+    # staging folder behind
+    data = _images(tmp_path / "in", ["c1.png"])
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for _ in range(2):  # a new result, then one replacing it
+        assert main(["count", str(plain_model), str(data), "--out", str(link)]) == 0
+        assert link.is_symlink() and (target / "count.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "link", "target"]
+
+
 # -- 10: an interruption leaves the previous result or the new one ------------------------
 
 _HOSTILE_FILES = ["=HYPERLINK(1).png", "+1.png", "-1.png", "@SUM(1).png"]

@@ -5,12 +5,15 @@ enforced here once:
 
 * output names are built from sanitised text (:func:`safe_name`) and checked
   to stay inside their folder (:func:`output_path`);
-* an output folder may not be, or be inside, an input folder, may not name an
-  input file, and must be writable, checked before any work
+* an output folder may neither be nor lie inside nor contain an input, may
+  not name an input file, and must be writable, checked before any work
   (:func:`check_output_folder`, :func:`check_output_file`);
 * a command's output folder is written beside it and renamed into place as a
   whole (:func:`replaced_folder`): an interruption leaves the previous result
-  or the new one, never a mix;
+  or the new one, never a mix, and a folder is only replaced when every file
+  in it is one the command wrote there (its manifest, ``.leukosk-written.json``,
+  says so), so no file leukosk did not write is ever lost; an output folder
+  named through a symbolic link is written through the link;
 * text from files and models is escaped for CSV (:func:`csv_cell`) and for the
   terminal (:func:`printable`).
 """
@@ -36,6 +39,7 @@ _UNSAFE = re.compile(r"[^\w.+=@,-]", re.ASCII)
 _MAX_NAME = 80
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _STAGING = ".leukosk-staging-"
+_MANIFEST = ".leukosk-written.json"
 
 
 def printable(text):
@@ -166,8 +170,19 @@ def check_output_folder(out, inputs=(), option="--out"):
     Raises
     ------
     NotADirectoryError, ValueError, PermissionError
-        ``out`` is a file, is or lies inside an input folder, or cannot be
-        written.
+        ``out`` is a file, is or lies inside an input folder, contains an
+        input (replacing it would delete the input), or cannot be written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from leukosk.utils._output import check_output_folder
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (pathlib.Path(d) / "cells").mkdir()
+    ...     check_output_folder(d, [pathlib.Path(d) / "cells"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --out ... contains the input .../cells: ...
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -181,6 +196,11 @@ def check_output_folder(out, inputs=(), option="--out"):
                 f"{option} {printable(out)} is inside the input {printable(item)}: "
                 "its files would be read as input the next time. Name a folder "
                 "outside the input folders.")
+        if _inside(source, resolved):
+            raise ValueError(
+                f"{option} {printable(out)} contains the input {printable(item)}: "
+                "the output folder is replaced as a whole, which would delete the "
+                "input. Name a folder that neither lies inside nor contains an input.")
     _check_writable(out, option)
     return out
 
@@ -202,8 +222,48 @@ def check_output_file(path, inputs=(), option="--output"):
     return path
 
 
+def _written(folder):
+    """``{relative path: [size, mtime_ns]}`` of every entry under ``folder``
+    but the manifest (symbolic links as themselves, never followed)."""
+    entries = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(root, name)
+            if path.is_dir() and not path.is_symlink():
+                continue
+            rel = path.relative_to(folder).as_posix()
+            if rel != _MANIFEST:
+                info = path.lstat()
+                entries[rel] = [info.st_size, info.st_mtime_ns]
+    return entries
+
+
+def _write_manifest(folder):
+    import json
+
+    # ensure_ascii writes the surrogates of non-UTF-8 names as \\udcNN escapes
+    (folder / _MANIFEST).write_text(json.dumps(_written(folder), ensure_ascii=True),
+                                    encoding="ascii")
+
+
+def _read_manifest(folder):
+    import json
+
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def _check_owned(out, owned):
-    strangers = sorted(p.name for p in out.iterdir() if not owned(p.name))
+    """Refuse to replace ``out`` unless every file in it is one the command
+    wrote there, unchanged since (its manifest), under a name it writes."""
+    manifest = _read_manifest(out)
+    strangers = sorted(p.name for p in out.iterdir()
+                       if not owned(p.name) and p.name != _MANIFEST)
+    strangers += sorted(rel for rel, stat in _written(out).items()
+                        if manifest.get(rel) != stat and rel.split("/")[0] not in strangers)
     if strangers:
         raise ValueError(
             f"the output folder {printable(out)} holds files this command did not "
@@ -260,9 +320,12 @@ def replaced_folder(out, owned):
     Parameters
     ----------
     out : path-like
-        The output folder. If it exists, every entry must satisfy ``owned``
-        (files an earlier run of the command wrote): the folder is replaced,
-        so anything else in it would be lost.
+        The output folder. If it exists, every file in it must be one an
+        earlier run wrote there, unchanged since (the manifest
+        ``.leukosk-written.json`` that run left lists them), under a top-level
+        name that satisfies ``owned``: the folder is replaced, so anything
+        else in it would be lost. A symbolic link to a folder is written
+        through: its target is replaced.
     owned : callable
         ``owned(name)`` is True for the names the command writes.
 
@@ -279,6 +342,8 @@ def replaced_folder(out, owned):
     ('second', ['result'])
     """
     out = Path(out)
+    if out.is_symlink():
+        out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         _check_owned(out, owned)
@@ -287,6 +352,7 @@ def replaced_folder(out, owned):
     try:
         os.chmod(new, 0o777 & ~_umask())
         yield new
+        _write_manifest(new)
         _fsync_tree(new)
         _swap_into_place(new, out)
     finally:
