@@ -10,7 +10,7 @@
 
 from dataclasses import dataclass
 
-__all__ = ["Protocol", "jarjees2022", "leukosk2026", "leukosk2026_cell",
+__all__ = ["Protocol", "jarjees2022", "leukosk2026", "leukosk2026_cell", "leukosk2026_multi",
            "few_shot_classifier", "lab_shift_augmentations", "PROTOCOLS"]
 
 JARJEES2022 = (
@@ -245,6 +245,52 @@ def leukosk2026_cell(*, weights=None, random_state=None, device="auto", **params
                        **recipe)
 
 
+def leukosk2026_multi(*, weights="PBC_VGG19BN_W375_64PX_CELL_V3", mask=True,
+                      balance=True, random_state=None, device="auto", **params):
+    """leukosk's recipe for several training sources (the model V4).
+
+    :func:`leukosk2026_cell`'s network, view and lab-shift augmentation,
+    trained on images of several labs at once, fitted with ``fit(X, y,
+    source=...)`` naming each image's source (e.g. ``"pbc"``, ``"raabin"``):
+
+    - it starts from V3's weights (``weights``; ``None`` for random ones);
+    - ``mask=True`` (``source_classes="present"``): each image's loss is
+      over the classes its source holds, so that the look of a source
+      without ig, erythroblasts or platelets is never learnt as evidence
+      against them (nor the look of PBC as evidence for them);
+    - ``balance=True`` (``source_weight="balanced"``): every source weighs the
+      same in the loss, however many images it brings;
+    - one-cycle schedule peaking at 1e-3 (a fine-tune, half V3's peak).
+
+    Parameters
+    ----------
+    weights : str, path-like, LeukoskWeights or None, default=V3
+    mask, balance : bool, default=True
+    random_state : None or int, default=None
+    device : str, default="auto"
+    **params
+        Any classifier parameter, overriding the recipe (``max_epochs``...).
+
+    Returns
+    -------
+    Protocol
+        With the 80/20 split of :func:`leukosk2026`, applied to each source.
+
+    Examples
+    --------
+    >>> from leukosk.protocols import leukosk2026_multi
+    >>> params = leukosk2026_multi(random_state=0).estimator.get_params()
+    >>> params["source_classes"], params["source_weight"], params["module__view"]
+    ('present', 'balanced', 'cell')
+    """
+    recipe = dict(max_epochs=30, lr=1e-3,
+                  source_classes="present" if mask else None,
+                  source_weight="balanced" if balance else None)
+    recipe.update(params)
+    return leukosk2026_cell(weights=weights, random_state=random_state, device=device,
+                            **recipe)
+
+
 def few_shot_classifier(weights="DEFAULT", *, train="all", reference=None,
                         random_state=None, device="auto", **params):
     """A classifier that adapts a trained model to a new lab from a few images.
@@ -370,4 +416,4 @@ def lab_shift_augmentations(random_state=None):
 
 #: The recipes by name.
 PROTOCOLS = {"jarjees2022": jarjees2022, "leukosk2026": leukosk2026,
-             "leukosk2026_cell": leukosk2026_cell}
+             "leukosk2026_cell": leukosk2026_cell, "leukosk2026_multi": leukosk2026_multi}

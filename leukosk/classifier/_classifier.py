@@ -27,8 +27,8 @@ from ..io._checkpoint import checkpoint_owner, data_fingerprint, load_checkpoint
 from ..io._model_file import read_model_file, save_model_file
 from ..nn._vgg import LeukocyteVGG, check_network, decode_size
 from ..utils._images import check_images
-from ..utils._labels import (check_same_classes, check_targets, class_weights, encode,
-                             learn_classes)
+from ..utils._labels import (check_same_classes, check_source, check_targets, class_weights,
+                             encode, learn_classes, source_class_mask, source_weights)
 from ..utils._precision import amp_dtype, autocast
 from ..utils._runtime import live_progress, resolve_device, seeded
 from ..weights._imagenet import implied_settings
@@ -40,6 +40,15 @@ from ._training import (FitInterruptedWarning, check_finite_loss, check_sample_w
                         interruption_message, weighted_loss)
 
 __all__ = ["VGG19LeukocyteClassifier"]
+
+
+def _combined(sample_weight, source_weight, mask):
+    """One weight per image (the product of those given); ones where only a
+    class mask needs the weighted loss; None where neither is given."""
+    weights = [w for w in (sample_weight, source_weight) if w is not None]
+    if not weights:
+        return None if mask is None else np.ones(len(mask), np.float32)
+    return np.prod(weights, axis=0).astype(np.float32)
 
 
 def _accuracy(net, X, y):
@@ -122,6 +131,19 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         weighs each class by ``n_samples / (n_classes * count)`` (PBC ranges
         from 1,218 basophils to 3,329 neutrophils); a dict maps labels to
         weights (missing labels weigh 1).
+    source_classes : None, "present" or dict, default=None
+        For training on several sources whose class lists differ (e.g. PBC's
+        8 classes and a second lab's 5), with ``fit(X, y, source=...)``
+        naming each image's source: each image's loss is the cross-entropy
+        over the classes its source may hold, so that a source's look is
+        never learnt as evidence against the classes it lacks. ``"present"``:
+        the classes labelled in that source's images; a dict maps a source
+        to its classes (other sources: every class). Ignored without
+        ``source``.
+    source_weight : None or "balanced", default=None
+        With ``fit(X, y, source=...)``: ``"balanced"`` weighs each image by
+        ``n_samples / (n_sources * count)`` of its source, so that every
+        source weighs the same in the loss (times ``sample_weight``).
     random_state : None, int or numpy.random.RandomState, default=None
         Seeds weight initialisation, dropout, shuffling and the validation
         split. Two CPU fits with the same integer give identical models. The
@@ -285,6 +307,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         tta=False,
         validation=None,
         class_weight=None,
+        source_classes=None,
+        source_weight=None,
         random_state=None,
         checkpoint_dir=None,
         resume=False,
@@ -329,6 +353,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         self.tta = tta
         self.validation = validation
         self.class_weight = class_weight
+        self.source_classes = source_classes
+        self.source_weight = source_weight
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -391,7 +417,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         """Call the callbacks; ``on_batch_end`` sees the targets as labels."""
         if method_name == "on_batch_end" and self.initialized_:
             Xi, yi = cb_kwargs["batch"]
-            targets, _ = split_targets(yi)
+            targets = split_targets(yi)[0]
             cb_kwargs["batch"] = (Xi, self.classes_[to_tensor(targets, "cpu").numpy()])
         return super().notify(method_name, **cb_kwargs)
 
@@ -488,7 +514,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
             Class labels, strings or integers.
         **fit_params
             ``sample_weight`` (array of shape (n,)): weight of each image in
-            the loss; other keys go to skorch.
+            the loss; ``source`` (array of shape (n,)): each image's training
+            source, for ``source_classes`` and ``source_weight``; other keys
+            go to skorch.
 
         Returns
         -------
@@ -507,7 +535,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         X, augmenter = split_augmented(X, self.augment)
         X = check_images(X)
         y = check_targets(y, len(X))
-        sample_weight = fit_params.pop("sample_weight", None)
+        sample_weight = check_sample_weight(fit_params.pop("sample_weight", None), len(X))
+        source = check_source(fit_params.pop("source", None), len(X))
         epochs = None
         device = self.device_ if self.initialized_ else resolve_device(self.device)
         checkpointing = isinstance(self.checkpoint_dir, (str, os.PathLike))
@@ -530,8 +559,11 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
                 self.augmentation_ = None
             elif previous is None or previous.augmenter is not augmenter:
                 self.augmentation_ = TrainingAugmentation(augmenter)  # else: draws go on
+            mask = source_class_mask(self.source_classes, source, y, self.classes_)
+            sample_weight = _combined(sample_weight, source_weights(self.source_weight, source),
+                                      mask)
             dataset = ImageDataset(X, encode(y, self.classes_), self.decode_size_, labels=y,
-                                   sample_weight=check_sample_weight(sample_weight, len(X)))
+                                   sample_weight=sample_weight, class_mask=mask)
             self.interrupted_ = False
             NeuralNet.partial_fit(self, dataset, y, epochs=epochs, **fit_params)
         if self.interrupted_:
@@ -559,12 +591,13 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Cross-entropy (or ``criterion``); weighted by ``sample_weight`` if given."""
-        targets, weights = split_targets(y_true)
+        targets, weights, mask = split_targets(y_true)
         targets = to_tensor(targets, device=self.device_)
         if weights is None:
             return self.criterion_(y_pred, targets)
         return weighted_loss(self.criterion_, y_pred, targets,
-                             to_tensor(weights, device=self.device_))
+                             to_tensor(weights, device=self.device_),
+                             None if mask is None else to_tensor(mask, device=self.device_))
 
     def _initialize_or_resume(self):
         """Initialise; with ``resume``, load the checkpoint. Epochs left to run."""

@@ -18,7 +18,8 @@ class ImageDataset(torch.utils.data.Dataset):
     """Images (an array or lazily decoded files) with optional targets.
 
     Items are ``(image, target)`` pairs, or ``(image, (target, weight))``
-    with sample weights, where ``image`` is a CHW tensor in the input's dtype
+    with sample weights, or ``(image, (target, weight, mask))`` with a class
+    mask (the classes the image may be), where ``image`` is a CHW tensor in the input's dtype
     (``uint8`` stays ``uint8``, so only a quarter of the bytes of float travel
     to the device) and ``target`` the encoded class index the loss needs.
     Array images keep their size and are resized in a batch on the training
@@ -42,6 +43,8 @@ class ImageDataset(torch.utils.data.Dataset):
         The labels ``targets`` encode (``y``); defaults to ``targets``.
     sample_weight : ndarray of shape (n,), default=None
         Weight of each image in the loss.
+    class_mask : ndarray of shape (n, n_classes) of bool, default=None
+        The classes each image may be (its source's); needs ``sample_weight``.
 
     Examples
     --------
@@ -54,12 +57,13 @@ class ImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, X, targets=None, image_size=224, labels=None,
-                 sample_weight=None):
+                 sample_weight=None, class_mask=None):
         self.X = X
         self.targets = targets
         self.image_size = image_size
         self.labels = labels
         self.sample_weight = sample_weight
+        self.class_mask = class_mask
 
     @property
     def y(self):
@@ -79,8 +83,10 @@ class ImageDataset(torch.utils.data.Dataset):
                                  dtype=torch.int64)
         if self.sample_weight is None:
             return self._image(i), target
-        return self._image(i), (target, torch.as_tensor(self.sample_weight[i],
-                                                        dtype=torch.float32))
+        weight = torch.as_tensor(self.sample_weight[i], dtype=torch.float32)
+        if self.class_mask is None:
+            return self._image(i), (target, weight)
+        return self._image(i), (target, weight, torch.as_tensor(self.class_mask[i]))
 
     def subset(self, index):
         """The images at ``index`` (an in-memory dataset stays in memory)."""
@@ -90,7 +96,8 @@ class ImageDataset(torch.utils.data.Dataset):
             [self.X[i] for i in np.asarray(index)]
         return ImageDataset(X, take(self.targets), self.image_size,
                             labels=take(self.labels),
-                            sample_weight=take(self.sample_weight))
+                            sample_weight=take(self.sample_weight),
+                            class_mask=take(self.class_mask))
 
 
 def in_memory(dataset):
@@ -172,11 +179,11 @@ class DeviceBatches:
             images = _read_only_tensor(np.ascontiguousarray(X)).to(self.device)
             y = np.full(len(X), -1) if y is None else np.asarray(y)
             targets = torch.as_tensor(y, dtype=torch.int64).to(self.device)
-            weights = self.dataset.sample_weight
-            if weights is not None:
-                weights = torch.as_tensor(np.asarray(weights), dtype=torch.float32,
-                                          device=self.device)
-            self._tensors = images.permute(0, 3, 1, 2), targets, weights
+            extras = [torch.as_tensor(np.asarray(values), dtype=dtype, device=self.device)
+                      for values, dtype in ((self.dataset.sample_weight, torch.float32),
+                                            (self.dataset.class_mask, torch.bool))
+                      if values is not None]
+            self._tensors = images.permute(0, 3, 1, 2), targets, extras
         return self._tensors
 
     def _order(self):
@@ -199,16 +206,16 @@ class DeviceBatches:
         return order, sizes
 
     def __iter__(self):
-        images, targets, weights = self._on_device()
+        images, targets, extras = self._on_device()
         order, sizes = self._order()
         start = 0
         for size in sizes:
             index = order[start:start + size]
             start += size
-            if weights is None:
+            if not extras:
                 yield images[index], targets[index]
             else:
-                yield images[index], (targets[index], weights[index])
+                yield images[index], (targets[index], *(e[index] for e in extras))
 
 
 def fits_on_device(X, device, fraction=0.25):
@@ -227,10 +234,10 @@ def fits_on_device(X, device, fraction=0.25):
 
 
 def split_targets(yi):
-    """(targets, sample weights or None) of a batch's ``y``."""
+    """(targets, sample weights or None, class mask or None) of a batch's ``y``."""
     if isinstance(yi, (tuple, list)):
-        return yi[0], yi[1]
-    return yi, None
+        return yi[0], yi[1], yi[2] if len(yi) > 2 else None
+    return yi, None, None
 
 
 class ImageInput:

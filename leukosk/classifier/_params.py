@@ -30,6 +30,8 @@ CLASSIFIER_CONSTRAINTS = {
     "tta": ["boolean"],
     "validation": [None, Interval(Real, 0, 1, closed="neither"), tuple, list],
     "class_weight": [None, StrOptions({"balanced"}), dict],
+    "source_classes": [None, StrOptions({"present"}), dict],
+    "source_weight": [None, StrOptions({"balanced"})],
     "random_state": ["random_state"],
     "checkpoint_dir": [None, str, os.PathLike],
     "resume": ["boolean"],

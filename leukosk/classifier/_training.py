@@ -75,13 +75,35 @@ def check_sample_weight(sample_weight, n_samples):
     return sample_weight
 
 
-def weighted_loss(criterion, y_pred, targets, weights):
+def _masked_cross_entropy(criterion, y_pred, targets, mask):
+    """Per-image cross-entropy over each image's allowed classes (``mask``):
+    the other classes' logits take no part, in the softmax nor in label
+    smoothing, which spreads over the allowed classes only."""
+    logp = torch.log_softmax(y_pred.float().masked_fill(~mask, float("-inf")), dim=1)
+    nll = -logp.gather(1, targets[:, None])[:, 0]
+    if criterion.weight is not None:
+        nll = nll * criterion.weight[targets]
+    smoothing = criterion.label_smoothing
+    if not smoothing:
+        return nll
+    spread = -logp.masked_fill(~mask, 0.0)
+    if criterion.weight is not None:
+        spread = spread * criterion.weight
+    return (1 - smoothing) * nll + smoothing * spread.sum(1) / mask.sum(1)
+
+
+def weighted_loss(criterion, y_pred, targets, weights, mask=None):
     """Cross-entropy averaged with per-image ``weights`` (times class weights,
-    normalised as torch normalises class weights)."""
+    normalised as torch normalises class weights); with ``mask`` (n, classes),
+    each image's over the classes it may be."""
     if not isinstance(criterion, torch.nn.CrossEntropyLoss):
-        raise TypeError("sample_weight needs criterion=torch.nn.CrossEntropyLoss.")
-    losses = torch.nn.functional.cross_entropy(
-        y_pred, targets, weight=criterion.weight, reduction="none",
-        label_smoothing=criterion.label_smoothing)
+        raise TypeError("sample_weight and source need "
+                        "criterion=torch.nn.CrossEntropyLoss.")
+    if mask is not None:
+        losses = _masked_cross_entropy(criterion, y_pred, targets, mask)
+    else:
+        losses = torch.nn.functional.cross_entropy(
+            y_pred, targets, weight=criterion.weight, reduction="none",
+            label_smoothing=criterion.label_smoothing)
     norm = weights if criterion.weight is None else weights * criterion.weight[targets]
     return (losses * weights).sum() / norm.sum().clamp_min(1e-12)

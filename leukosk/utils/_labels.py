@@ -5,7 +5,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 __all__ = ["check_targets", "learn_classes", "encode", "check_same_classes",
-           "class_weights"]
+           "class_weights", "check_source", "source_class_mask", "source_weights"]
 
 
 def check_targets(y, n_samples):
@@ -83,3 +83,72 @@ def class_weights(class_weight, classes, y):
         weights[present] = compute_class_weight("balanced", classes=present, y=encoded)
         return weights
     return np.array([float(class_weight.get(c, 1.0)) for c in np.asarray(classes).tolist()])
+
+
+def check_source(source, n_samples):
+    """``source`` (which training source each image comes from) as an array of
+    ``n_samples`` labels, or None."""
+    if source is None:
+        return None
+    source = np.asarray(source)
+    if source.shape != (n_samples,):
+        raise ValueError(f"source must name one source per image ({n_samples}); "
+                         f"got an array of shape {source.shape}.")
+    return source
+
+
+def source_class_mask(source_classes, source, y, classes):
+    """Which classes each image may be, shape (n, n_classes), or None.
+
+    ``"present"``: the classes its source has labels for; a dict maps a
+    source to its classes (sources not in it may be any class).
+
+    Examples
+    --------
+    >>> from leukosk.utils._labels import source_class_mask
+    >>> source_class_mask("present", ["a", "a", "b"], ["x", "y", "x"], ["x", "y"])
+    array([[ True,  True],
+           [ True,  True],
+           [ True, False]])
+    """
+    if source_classes is None or source is None:
+        return None
+    classes = np.asarray(classes)
+    y, source = np.asarray(y), np.asarray(source)
+    mask = np.ones((len(y), len(classes)), dtype=bool)
+    for name in np.unique(source):
+        rows = source == name
+        if isinstance(source_classes, str):
+            allowed = np.unique(y[rows])
+        elif name.item() in source_classes:
+            allowed = np.asarray(source_classes[name.item()])
+        else:
+            continue
+        unknown = np.setdiff1d(allowed, classes)
+        if len(unknown):
+            raise ValueError(f"source_classes names {unknown.tolist()} for source "
+                             f"{name.item()!r}, which are not among classes_ "
+                             f"{classes.tolist()}.")
+        outside = np.setdiff1d(y[rows], allowed)
+        if len(outside):
+            raise ValueError(f"images of source {name.item()!r} are labelled "
+                             f"{outside.tolist()}, which source_classes does not "
+                             "give that source; add them to its classes.")
+        mask[rows] = np.isin(classes, allowed)
+    return mask
+
+
+def source_weights(source_weight, source):
+    """Each image's weight so that every source weighs the same in the loss
+    (``"balanced"``: ``n / (n_sources * count)``), or None.
+
+    Examples
+    --------
+    >>> from leukosk.utils._labels import source_weights
+    >>> source_weights("balanced", ["a", "a", "a", "b"]).tolist()
+    [0.6666666865348816, 0.6666666865348816, 0.6666666865348816, 2.0]
+    """
+    if source_weight is None or source is None:
+        return None
+    names, index, counts = np.unique(source, return_inverse=True, return_counts=True)
+    return (len(index) / (len(names) * counts[index])).astype(np.float32)
