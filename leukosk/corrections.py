@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.utils import Bunch
 
-from .classifier._pretrained import MODEL_FILE, resolve_model
+from .classifier._pretrained import MODEL_FILE, load_model, resolve_model
 from .utils._files import atomic_path
 from .utils._output import csv_text
 
@@ -106,9 +107,19 @@ def _labelled_folders(folders):
     return np.array(files, dtype=str), np.array(target, dtype=str)
 
 
-def adapt_to_corrections(model, corrections, *, folders=(), images=None,
+def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=True,
                          random_state=0, **params):
-    """Fine-tune ``model`` on a review's corrected (and confirmed) cells.
+    """Fine-tune ``model`` on a review's corrected (and confirmed) cells, and
+    keep the result only where it is better on cells it did not see.
+
+    With ``check`` (the default), the fine-tuning is first tried three times,
+    each time holding back a third of the reviewed cells (stratified
+    cross-validation, :func:`leukosk.model_selection.held_back_gain`): the
+    adapted model is kept only where, over the cells held back, it gets more
+    right than the starting model. Otherwise the starting model is returned
+    unchanged, and its card says so: a review of cells the model already
+    classifies well (a lab it knows) never makes it worse. Checking costs
+    three more fine-tunings.
 
     Parameters
     ----------
@@ -122,6 +133,9 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
         More labelled cells (one subfolder per class) to train on.
     images : path-like, default=None
         The counted folder, where the cells of ``corrections`` are.
+    check : bool, default=True
+        Hold cells back to check that adapting helps (see above); ``False``
+        adapts without checking.
     random_state : int or None, default=0
     **params
         Parameters of :func:`leukosk.protocols.few_shot_classifier`
@@ -131,8 +145,10 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     -------
     VGG19LeukocyteClassifier
         Fitted, with every class of ``model``; ``card_`` says what it was
-        adapted from and on how many cells (what :func:`write_adapted_model`
-        writes beside it).
+        adapted from, on how many cells, whether the adaptation was kept
+        (``adapted``), the check's counts (``check``) and the decision in
+        words (``decision``), which :func:`write_adapted_model` writes beside
+        it.
 
     Examples
     --------
@@ -153,6 +169,8 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
     ...                                device="cpu")
     >>> clf.card_["n_cells"], clf.card_["n_corrected"], len(clf.classes_)
     (8, 7, 8)
+    >>> clf.card_["decision"]  # one cell per class: none to hold back
+    'adapted without a check: no class has 3 reviewed cells to hold back'
     """
     from .protocols import few_shot_classifier
     from .weights._shipped import resolve_leukosk_weights
@@ -173,10 +191,18 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
                          f"({', '.join(classes)}); fix the corrected_class column.")
     clf = few_shot_classifier(source, classes=classes, random_state=random_state,
                               **params)
-    clf.fit(X, y)
+    gain = _checked_gain(source, clf, X, y, random_state, params) if check else None
+    kept = gain is not None and gain.adapted_correct <= gain.start_correct
+    if kept:
+        clf = load_model(source, device=params.get("device", "auto"))
+    else:
+        clf.fit(X, y)
     recipe = {k: v for k, v in params.items() if k not in ("device", "verbose")}
     clf.card_ = {
-        "adapted_from": str(source),
+        "adapted_from": str(source), "adapted": not kept,
+        "decision": _decision(gain, kept),
+        "check": None if gain is None else {k: gain[k] for k in (
+            "n", "start_correct", "adapted_correct")},
         "recipe": "leukosk.protocols.few_shot_classifier"
                   + (f" with {recipe}" if recipe else ""),
         "n_cells": int(len(y)), "n_corrected": fixes.n_corrected,
@@ -185,6 +211,27 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None,
         "cells_per_class": {c: int(np.sum(y == c)) for c in classes if np.any(y == c)},
         "classes": classes}
     return clf
+
+
+def _checked_gain(source, clf, X, y, random_state, params):
+    """The adaptation tried with cells held back (``held_back_gain``), quietly."""
+    from .model_selection import held_back_gain
+
+    start = load_model(source, device=params.get("device", "auto"))
+    return held_back_gain(start, clone(clf).set_params(verbose=0), X, y,
+                          random_state=random_state)
+
+
+def _decision(gain, kept):
+    """The check's outcome in words (the card's ``decision``, printed by the CLI)."""
+    if gain is None:
+        return "adapted without a check: no class has 3 reviewed cells to hold back"
+    counts = (f"on the {gain.n} reviewed cells, each held back once (3-fold), the "
+              f"adapted model was right on {gain.adapted_correct} and the starting "
+              f"model on {gain.start_correct}")
+    if kept:
+        return f"kept the starting model unchanged: adapting would not help ({counts})"
+    return f"adapted: {counts}"
 
 
 def write_adapted_model(clf, out_dir):

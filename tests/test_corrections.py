@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -98,8 +99,9 @@ def test_adapt_command_then_count_with_the_new_model(reviewed, tmp_path, capsys)
     out = tmp_path / "adapted"
     assert main(["adapt", "default", str(corrections), str(extra), "--images",
                  str(folder), "--out", str(out), "--epochs", "1", "--device", "cpu",
-                 "--quiet"]) == 0
-    assert "on 43 cells" in capsys.readouterr().out
+                 "--quiet", "--no-check"]) == 0
+    printed = capsys.readouterr().out
+    assert "on 43 cells" in printed and "adapted without a check" in printed
     card = json.loads((out / "model_card.json").read_text())
     assert card["n_from_folders"] == 3 and card["folders"] == ["labelled"]
     assert main(["count", str(out), str(folder), "--out", str(tmp_path / "count"),
@@ -130,3 +132,30 @@ def test_adapt_names_models_as_every_command_does(reviewed, tmp_path):
     not_a_model.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="is not a leukosk model"):
         adapt_to_corrections(not_a_model, corrections, images=folder)
+
+
+def test_a_review_that_would_not_help_keeps_the_starting_model(tmp_path, capsys):
+    """Issue 28: the review loop never makes a model worse. A fine-tune that
+    ruins the model (a learning rate 500 times the recipe's) is caught on the
+    cells held back, and the starting model is kept, unchanged, saying so."""
+    from leukosk import load_pretrained
+    from leukosk.datasets import load_pbc_sample, sample_folder
+
+    paths, y = load_pbc_sample(return_paths=True, return_X_y=True)
+    rows = [f"{p.parent.name}/{p.name},{t},{t}" for p, t in
+            zip(map(Path, paths[::4]), y[::4])]  # 5 confirmed cells per class
+    corrections = tmp_path / "corrections.csv"
+    corrections.write_text("file,model_class,corrected_class\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "adapted"
+    assert main(["adapt", "default", str(corrections), "--images", str(sample_folder()),
+                 "--out", str(out), "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
+    assert "adapted without" not in capsys.readouterr().out
+    clf = adapt_to_corrections("default", corrections, images=sample_folder(),
+                               max_epochs=2, lr=0.5, device="cpu")
+    assert clf.card_["adapted"] is False
+    assert clf.card_["decision"].startswith("kept the starting model unchanged")
+    check = clf.card_["check"]
+    assert check["n"] == 40 and check["adapted_correct"] <= check["start_correct"]
+    shipped = load_pretrained(device="cpu")
+    np.testing.assert_array_equal(clf.predict_proba(paths[1::8]),
+                                  shipped.predict_proba(paths[1::8]))

@@ -76,6 +76,7 @@ def test_cli_demo_and_errors(tmp_path, capsys, monkeypatch):
 def _fake_result(out):
     return {"page": out / "review" / "index.html", "n_cells": 80, "n_referred": 3,
             "n_reviewed": 80, "n_corrected": 5, "accuracy_shipped": 0.9,
+            "decision": "adapted: on the 80 reviewed cells, ...",
             "accuracy": 0.95, "macro_f1": 0.95, "fit_seconds": 1.0, "seconds": 2.0,
             "figure": out / "confusion_matrix.png", "model": out / "adapted" /
             "model.safetensors", "classes": np.array(["a"]),

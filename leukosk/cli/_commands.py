@@ -292,7 +292,8 @@ def adapt(args):
                                 "device": args.device}.items() if v is not None}
     with _stop_if_interrupted():
         clf = adapt_to_corrections(args.model, args.corrections, folders=args.folders,
-                                   images=args.images, random_state=args.seed,
+                                   images=args.images, check=args.check,
+                                   random_state=args.seed,
                                    verbose=0 if args.quiet else 1, **params)
     model = write_adapted_model(clf, out)
     card = clf.card_
@@ -300,6 +301,7 @@ def adapt(args):
           f"({card['n_corrected']} corrected, {card['n_confirmed']} confirmed, "
           f"{card['n_from_folders']} from folders); model: {model}; count with it: "
           f"leukosk count {out} FOLDER --out DIR")
+    print(card["decision"])
     return 0
 
 

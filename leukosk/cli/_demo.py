@@ -129,6 +129,7 @@ def run_review_demo(out_dir="leukosk-demo", *, max_epochs=10, random_state=0,
     -------
     dict
         ``page``, ``n_cells``, ``n_referred``, ``n_reviewed``, ``n_corrected``,
+        ``decision`` (whether the adaptation was kept, and why),
         ``accuracy_shipped``, ``accuracy``, ``macro_f1`` (the adapted model),
         ``fit_seconds``, ``seconds``, ``confusion_matrix``, ``classes``,
         ``figure``, ``model``.
@@ -162,6 +163,7 @@ def run_review_demo(out_dir="leukosk-demo", *, max_epochs=10, random_state=0,
         out / "confusion_matrix.png")
     return {"page": page, "n_cells": count.n_cells, "n_referred": len(count.referred),
             "n_reviewed": len(reviewed), "n_corrected": adapted.card_["n_corrected"],
+            "decision": adapted.card_["decision"],
             "accuracy_shipped": accuracy_score(y[counted], count.labels),
             "accuracy": accuracy,
             "macro_f1": f1_score(y[counted], y_pred, average="macro"),
@@ -180,7 +182,8 @@ def format_review_report(result):
         f"    {result['page']}",
         f"Adapted the shipped model to the review of {result['n_reviewed']} other "
         f"cells ({result['n_corrected']} corrections; their true classes stand in "
-        f"for a technologist's) in {result['fit_seconds']:.0f} s.",
+        f"for a technologist's) in {result['fit_seconds']:.0f} s; "
+        f"{result['decision']}.",
         f"On the {result['n_cells']} cells of the page: adapted model "
         f"{result['accuracy']:.1%} (macro-F1 {result['macro_f1']:.3f}), shipped model "
         f"{result['accuracy_shipped']:.1%}.",

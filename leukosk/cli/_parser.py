@@ -253,7 +253,11 @@ def _add_adapt(sub):
                     "of CORRECTIONS.csv (downloaded from the review page that "
                     "'leukosk count' writes), and on any LABELLED_DIR (one subfolder "
                     "per class); write MODEL_DIR/model.safetensors and "
-                    "model_card.json. 'leukosk count MODEL_DIR FOLDER' then uses it.")
+                    "model_card.json. 'leukosk count MODEL_DIR FOLDER' then uses it. "
+                    "The fine-tuning is first tried with a third of the cells held "
+                    "back in turn; where it would not get more of them right than "
+                    "MODEL_OR_DEFAULT, the starting model is written unchanged, and "
+                    "the card and the last line say so.")
     add_options(adapt, "model", model={"metavar": "MODEL_OR_DEFAULT"})
     adapt.add_argument("corrections", metavar="CORRECTIONS.csv")
     adapt.add_argument("folders", nargs="*", metavar="LABELLED_DIR")
@@ -263,6 +267,9 @@ def _add_adapt(sub):
                             "are (default: beside it, or the current directory)")
     adapt.add_argument("--train", choices=("all", "head"),
                        help="fine-tune every layer (default) or the head only")
+    adapt.add_argument("--no-check", dest="check", action="store_false",
+                       help="adapt without holding cells back to check that it helps "
+                            "(3 fine-tunings fewer)")
     add_options(adapt, "epochs", "seed", "device", "quiet",
                 epochs={"help": "epochs (default: 30)"},
                 seed={"default": 0, "help": "random seed (default: %(default)s)"})

@@ -8,7 +8,7 @@ from sklearn.utils.validation import column_or_1d
 
 from ..utils._images import take_images
 
-__all__ = ["score_present_classes", "few_shot_scores"]
+__all__ = ["score_present_classes", "few_shot_scores", "held_back_gain"]
 
 
 def score_present_classes(estimator, X, y):
@@ -129,6 +129,66 @@ def few_shot_scores(estimator, X, y, *, k=10, n_draws=5, random_state=None):
         out[f"{key}_mean"] = float(out[key].mean())
         out[f"{key}_std"] = float(out[key].std(ddof=1)) if n_draws > 1 else 0.0
     return out
+
+
+def held_back_gain(start, estimator, X, y, *, n_splits=3, random_state=0):
+    """Whether fitting ``estimator`` on labelled cells beats ``start`` on
+    cells it did not see: stratified ``n_splits``-fold cross-validation.
+
+    Each fold fits a clone of ``estimator`` on the other folds and compares
+    its predictions on the fold with those of ``start`` (the model it would
+    replace, already fitted). Cells of classes with fewer than ``n_splits``
+    cells are never held back (they always train).
+
+    Parameters
+    ----------
+    start : fitted classifier
+    estimator : unfitted classifier
+    X : ndarray of images or list of paths
+    y : array-like of shape (n,)
+    n_splits : int, default=3
+    random_state : None or int, default=0
+
+    Returns
+    -------
+    Bunch or None
+        ``n`` (cells held back, each once), ``start_correct`` and
+        ``adapted_correct`` (how many each got right), ``start_accuracy``,
+        ``adapted_accuracy``; None where no class has ``n_splits`` cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from leukosk.model_selection import held_back_gain
+    >>> X, y = np.r_[np.zeros((6, 1)), np.ones((6, 1))], np.repeat(["a", "b"], 6)
+    >>> start = DummyClassifier(strategy="constant", constant="a").fit(X, y)
+    >>> gain = held_back_gain(start, KNeighborsClassifier(1), X, y)
+    >>> gain.start_correct, gain.adapted_correct, gain.n
+    (6, 12, 12)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = column_or_1d(y)
+    labels, counts = np.unique(y, return_counts=True)
+    eligible = np.flatnonzero(np.isin(y, labels[counts >= n_splits]))
+    if len(eligible) == 0:
+        return None
+    always = np.setdiff1d(np.arange(len(y)), eligible)
+    start_pred = start.predict(take_images(X, eligible))
+    folds = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
+    adapted_pred = np.empty(len(eligible), dtype=object)
+    for train, test in folds.split(eligible, y[eligible]):
+        rows = np.sort(np.r_[eligible[train], always]).astype(int)
+        model = clone(estimator).fit(take_images(X, rows), y[rows])
+        adapted_pred[test] = model.predict(take_images(X, eligible[test]))
+    truth = y[eligible]
+    start_correct = int(np.sum(start_pred.astype(str) == truth.astype(str)))
+    adapted_correct = int(np.sum(adapted_pred.astype(str) == truth.astype(str)))
+    n = len(eligible)
+    return Bunch(n=n, start_correct=start_correct, adapted_correct=adapted_correct,
+                 start_accuracy=start_correct / n, adapted_accuracy=adapted_correct / n)
 
 
 def _check_trainable(y):
