@@ -28,9 +28,10 @@ CARD_FILE = "model_card.json"
 
 
 def _field(value):
-    """A field as the page wrote it, without the quote that keeps a
-    spreadsheet from reading it as a formula."""
-    return csv_text(value.strip() if value else "")
+    """A field as the page wrote it, read back exactly (:func:`csv_text`):
+    without the quote that keeps a spreadsheet from reading it as a formula,
+    escapes decoded, spaces kept (a file name may start with one)."""
+    return csv_text(value or "")
 
 
 def _locate(name, roots, csv_path):

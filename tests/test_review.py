@@ -19,9 +19,11 @@ import pytest
 matplotlib.use("Agg")
 
 from leukosk.cli import main
+from leukosk.corrections import read_corrections
 from leukosk.count import differential_count, wilson_interval
 from leukosk.datasets import sample_folder
 from leukosk.review._page import display_names, write_review_page
+from leukosk.utils._output import encode_name
 
 EVIL = "<img src=x onerror=alert(1)>.jpg"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -175,6 +177,41 @@ def test_sign_off_lists_confirmed_cells(browser, counted, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == page.locator(".grid .cell").count()
     assert all(row["model_class"] == row["corrected_class"] for row in rows)
+    assert events == []
+    page.close()
+
+
+def _download(page, path, with_confirmed=True):
+    """corrections.csv as the page's button saves it."""
+    if with_confirmed:
+        page.check("#with-confirmed")
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(path)
+    return path
+
+
+#: Names the page and corrections.csv must give back exactly (issue 29, 4).
+ROUND_TRIP = ["'=x.jpg", " a.jpg", "a.jpg", "back\\slash.jpg", "tab\tx.jpg",
+              os.fsdecode(b"cell\xff.jpg")]
+
+
+def test_every_name_comes_back_from_the_page_exactly(browser, tmp_path):
+    # issue 29, 4: an apostrophe was lost, a leading space stripped (another
+    # image trained on), a name that is not UTF-8 came back as U+FFFD
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    source = next((sample_folder() / "basophil").glob("*.jpg"))
+    for name in ROUND_TRIP:
+        shutil.copyfile(source, os.path.join(folder, name))
+    out = tmp_path / "out"
+    assert main(["count", "default", str(folder), "--out", str(out), "--device", "cpu",
+                 "--quiet"]) == 0
+    page, events = _open(browser, out / "index.html")
+    shown = [img.get_attribute("alt") for img in page.locator(".grid .cell img").all()]
+    assert sorted(shown) == sorted(map(encode_name, ROUND_TRIP))  # the one encoding
+    fixes = read_corrections(_download(page, tmp_path / "corrections.csv"), images=folder)
+    assert sorted(os.path.basename(f) for f in fixes.files) == sorted(ROUND_TRIP)
     assert events == []
     page.close()
 

@@ -199,12 +199,12 @@ def predict(args):
 def _write_predictions(out, format, files, labels, classes, proba):
     """``predict``'s table: CSV (``path, class``, then one column of
     probabilities per class) or JSON, text escaped for a spreadsheet."""
-    from ..utils._output import csv_cell, unicode_text
+    from ..utils._output import csv_cell, encode_name
 
     classes = [str(c) for c in classes]
     if format == "json":
-        json.dump([{"path": unicode_text(f), "class": str(label),
-                    "probabilities": dict(zip(classes, map(float, p)))}
+        json.dump([{"path": encode_name(f), "class": encode_name(label),
+                    "probabilities": dict(zip(map(encode_name, classes), map(float, p)))}
                    for f, label, p in zip(files, labels, proba)], out, indent=2)
         out.write("\n")
         return
@@ -262,20 +262,20 @@ def count(args):
     from ..utils._output import replaced_folder
 
     out = check_output_folder(args.out, [args.folder])
+    folder = Path(args.folder)
+    title = f"leukosk review: {folder.resolve().name}"  # written escaped
     files = list_images([args.folder])
     clf, used = _model(args.model, args.device)
     sets = _conformal_sets(clf, args)
     with watch_lab_shift(clf, len(files), where=_where([args.folder])) as shift:
         result = differential_count(clf, files, names=files, confidence=args.confidence,
                                     sets=sets, coverage=args.coverage)
-    folder = Path(args.folder)
     root = folder if folder.is_dir() else folder.parent
     with replaced_folder(out, owned=COUNT_FILES.__contains__) as new:
         write_count_files(new, result, model=used, lab_shift=shift)
         save_figure(plot_differential_count(result), new / "count")
         page = write_review_page(new, result, files, clf=clf,
-                                 names=display_names(files, root),
-                                 title=f"leukosk review: {folder.resolve().name}")
+                                 names=display_names(files, root), title=title)
     for row in result.table:
         print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")

@@ -12,7 +12,11 @@ downloads ``corrections.csv`` (``file``, ``model_class``,
 adapt_to_corrections`) turns into a better model.
 
 Plain HTML and a short script (:mod:`leukosk.review._template`): no server,
-no network, nothing from the user's files is ever parsed as HTML.
+no network, nothing from the user's files is ever parsed as HTML. Every name
+(cells, classes, the title) is in the one encoding of names
+(:func:`leukosk.utils._output.encode_name`), as in ``count.csv`` and
+``count.json``: ``corrections.csv`` gives it back, and ``leukosk adapt``
+reads it back exactly.
 """
 
 import html
@@ -25,6 +29,7 @@ import numpy as np
 
 from ..utils._files import atomic_path, remove_dead_temps, writer_tempdir
 from ..utils._images import check_images, decode_image, take_images
+from ..utils._output import encode_name
 from ._template import SCRIPT, STYLE
 
 __all__ = ["write_review_page", "display_names"]
@@ -113,12 +118,13 @@ def _replace_folder(built, target):
 
 def _cell_data(count, names, with_cams):
     """One JSON-ready dict per cell: what the page shows of it."""
-    classes = [str(c) for c in count.classes]
-    sets = {int(row["index"]): row["set"] for row in count.referred}
+    classes = [encode_name(c) for c in count.classes]
+    sets = {int(row["index"]): [encode_name(c) for c in row["set"]]
+            for row in count.referred}
     cells = []
     for i, (label, proba) in enumerate(zip(count.labels, count.proba)):
         top = np.argsort(-proba, kind="stable")[:3]
-        cell = {"name": names[i], "predicted": str(label),
+        cell = {"name": encode_name(names[i]), "predicted": encode_name(label),
                 "confidence": float(proba.max()),
                 "top3": [[classes[k], round(float(proba[k]), 4)] for k in top],
                 "thumb": f"{CELLS}/{i:06d}.jpg"}
@@ -134,7 +140,7 @@ def _page_data(count, names, with_cams):
 
     confidence = np.asarray([c.max() for c in count.proba]) if count.n_cells else []
     return {
-        "classes": [str(c) for c in count.classes],
+        "classes": [encode_name(c) for c in count.classes],
         "z": float(norm.ppf(0.5 + count.confidence / 2)),
         "table": [{"count": row["count"], "percent": f"{row['percent']:.1f}",
                    "interval": f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]"}
@@ -155,7 +161,7 @@ def _differential_rows(count):
     rows = []
     for k, row in enumerate(count.table):
         rows.append(
-            f'<tr data-row="{k}"><td class="class">{html.escape(row["class"])}</td>'
+            f'<tr data-row="{k}"><td class="class">{html.escape(encode_name(row["class"]))}</td>'
             f'<td class="count">{row["count"]}</td>'
             f'<td class="percent">{row["percent"]:.1f}</td>'
             f'<td class="interval">[{row["ci_low"]:.1f}, {row["ci_high"]:.1f}]</td>'
@@ -173,7 +179,7 @@ def _referral_line(count):
 
 
 def _html(count, data, title):
-    title = html.escape(title)
+    title = html.escape(encode_name(title))
     confidence = f"{count.confidence:.0%}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

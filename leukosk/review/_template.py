@@ -122,9 +122,9 @@ function openPicker(i) {
 
 function closePicker() { document.getElementById("picker").hidden = true; current = null; }
 
-function csvField(text) {
+function csvField(text) {   // as leukosk.utils._output.csv_cell: names come encoded
   let value = String(text);
-  if (/^[=+\-@\t\r]/.test(value)) { value = "'" + value; }  // no spreadsheet formulas
+  if (/^[=+\-@\t\r']/.test(value)) { value = "'" + value; }  // no spreadsheet formulas
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
