@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 from leukosk import VGG19LeukocyteClassifier
 from leukosk.cli import main
 from leukosk.corrections import COLUMNS, read_corrections
-from leukosk.utils._output import csv_cell, encode_name
+from leukosk.utils._output import csv_cell, encode_name, printable
 
 
 def _images(folder, names, seed=0):
@@ -105,3 +105,58 @@ def test_count_with_a_class_named_with_a_lone_surrogate(tmp_path, capsys):
     assert "a\\ud800" in (out / "index.html").read_text(encoding="utf-8")
     assert (out / "count.csv").read_text(encoding="utf-8").splitlines()[1].startswith(
         "a\\ud800,")
+
+
+# -- 5: corrections stay inside the counted folder -----------------------------------------
+
+def test_corrections_outside_the_counted_folder_are_refused_alike(tmp_path):
+    # absolute and ../ paths made any image on the machine training data, and
+    # the message told whether a path existed
+    folder = _images(tmp_path / "sample", ["c1.png"])
+    secret = _images(tmp_path / "private", ["x-ray.png"]) / "x-ray.png"
+    (folder / "out").symlink_to(secret.parent)
+    messages = []
+    for name in (str(secret), "../private/x-ray.png", "out/x-ray.png",
+                 str(tmp_path / "private" / "none.png"), "../private/none.png",
+                 "out/none.png", "missing.png"):
+        csv_path = _corrections(tmp_path / "c.csv", [["c1.png", "a", "b"], [name, "a", "b"]])
+        with pytest.raises(FileNotFoundError) as error:
+            read_corrections(csv_path, images=folder)
+        messages.append(str(error.value).replace(printable(name), "NAME"))
+    assert len(set(messages)) == 1, messages
+    assert "may not lie outside" in messages[0]
+    fixes = read_corrections(_corrections(tmp_path / "c.csv", [["c1.png", "a", "b"]]),
+                             images=folder)
+    assert fixes.files.tolist() == [str((folder / "c1.png").resolve())]
+
+
+# -- 10: a cell corrected twice -------------------------------------------------------------
+
+def test_a_cell_corrected_to_two_classes_is_refused(tmp_path):
+    # both rows were used: the cell was counted twice, under two classes
+    folder = _images(tmp_path / "sample", ["c1.png", "c2.png"])
+    rows = [["c1.png", "a", "b"], ["c2.png", "a", "a"], ["./c1.png", "a", "a"]]
+    with pytest.raises(ValueError, match=r"corrects 1 cell\(s\) to more than one class "
+                                         r"\('c1.png'\)"):
+        read_corrections(_corrections(tmp_path / "c.csv", rows), images=folder)
+    rows = [["c1.png", "a", "b"], ["c2.png", "a", "a"], ["c1.png", "a", "b"]]
+    fixes = read_corrections(_corrections(tmp_path / "c.csv", rows), images=folder)
+    assert [Path(f).name for f in fixes.files] == ["c1.png", "c2.png"]
+    assert (fixes.n_corrected, fixes.n_confirmed) == (1, 1)
+
+
+# -- 11 and a file that is not UTF-8: one clear line naming the file ------------------------
+
+@pytest.mark.parametrize("content, message", [
+    (b"file,model_class,corrected_class\n" + b"x" * 131_073 + b",a,b\n",
+     "is not a CSV file leukosk reads"),
+    (b"file,model_class,corrected_class\ncell\xff.png,a,b\n", "is not UTF-8 text"),
+])
+def test_a_broken_corrections_file_is_a_user_error_naming_it(tmp_path, capsys, content,
+                                                             message):
+    bad = tmp_path / "corrections.csv"
+    bad.write_bytes(content)
+    assert main(["adapt", "default", str(bad), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("leukosk adapt: error: ") and len(err.splitlines()) == 1
+    assert f"{bad} {message}" in err
