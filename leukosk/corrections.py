@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .classifier._pretrained import MODEL_FILE, resolve_model
-from .utils._files import atomic_path
+from .utils._files import atomic_paths
 from .utils._output import csv_text, printable
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
@@ -252,7 +252,8 @@ def write_adapted_model(clf, out_dir):
         as the card (with the leukosk version).
     out_dir : path-like
         The model folder, created if missing; both files are written
-        atomically.
+        together, all or none (:func:`leukosk.utils._files.atomic_paths`):
+        a failure never leaves a new model beside the card of the old one.
 
     Returns
     -------
@@ -272,14 +273,15 @@ def write_adapted_model(clf, out_dir):
     ...     sorted(p.name for p in pathlib.Path(d).iterdir())
     ['model.safetensors', 'model_card.json']
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is a file; name a folder for the model.")
-    model = Path(clf.save(out / MODEL_FILE))
     from ._version import __version__
 
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{printable(out)} is a file; name a folder for the "
+                                 "model.")
     card = dict(getattr(clf, "card_", {}), leukosk_version=__version__,
                 model_file=MODEL_FILE)
-    with atomic_path(out / CARD_FILE) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
-    return model
+    with atomic_paths(out / CARD_FILE, out / MODEL_FILE) as (card_tmp, model_tmp):
+        card_tmp.write_text(json.dumps(card, indent=2))
+        clf.save(model_tmp)
+    return out / MODEL_FILE

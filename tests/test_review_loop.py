@@ -160,3 +160,42 @@ def test_a_broken_corrections_file_is_a_user_error_naming_it(tmp_path, capsys, c
     err = capsys.readouterr().err
     assert err.startswith("leukosk adapt: error: ") and len(err.splitlines()) == 1
     assert f"{bad} {message}" in err
+
+
+# -- 3: adapt never writes over what it reads -----------------------------------------------
+
+def test_adapt_refuses_to_overwrite_its_model_or_write_into_the_images(tmp_path, capsys):
+    # `adapt SRC c.csv --out SRC` overwrote the model it adapted (its card then
+    # named itself as its origin); --out inside --images was accepted
+    source = tmp_path / "src"
+    _model(source / "model.safetensors")
+    before = (source / "model.safetensors").read_bytes()
+    folder = _images(tmp_path / "sample", ["c1.png"])
+    corrections = _corrections(tmp_path / "c.csv", [["c1.png", "a", "b"]])
+    for model, out, message in ((source, source, "contains the input"),
+                                (source / "model.safetensors", source, "contains the input"),
+                                ("default", folder / "model", "is inside the input")):
+        assert main(["adapt", str(model), str(corrections), "--images", str(folder),
+                     "--out", str(out), "--epochs", "1", "--device", "cpu", "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err
+    assert (source / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in source.iterdir()) == ["model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["c1.png"]
+
+
+def test_a_failed_write_keeps_the_model_and_its_card_together(tmp_path):
+    # the new model was written, then the card failed: the folder paired the
+    # new model with the old card
+    from leukosk.corrections import write_adapted_model
+
+    first = VGG19LeukocyteClassifier.load(_model(tmp_path / "a.safetensors"))
+    first.card_ = {"adapted_from": "first"}
+    out = tmp_path / "adapted"
+    write_adapted_model(first, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    second = VGG19LeukocyteClassifier.load(_model(tmp_path / "b.safetensors", random_state=1))
+    second.card_ = {"adapted_from": "second", "not json": object()}
+    with pytest.raises(TypeError):
+        write_adapted_model(second, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

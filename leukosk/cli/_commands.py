@@ -284,10 +284,20 @@ def count(args):
     return 0
 
 
+def _model_file(model):
+    """The file ``model`` names, or None for a shipped model."""
+    from .. import resolve_model
+
+    source = resolve_model(model)
+    return source if isinstance(source, Path) else None
+
+
 def adapt(args):
     from ..corrections import adapt_to_corrections, write_adapted_model
 
-    out = check_output_folder(args.out, [args.corrections, *(args.folders or [])])
+    inputs = [args.corrections, *(args.folders or []), args.images,
+              _model_file(args.model)]  # never overwrite the model adapted
+    out = check_output_folder(args.out, [item for item in inputs if item is not None])
     params = {k: v for k, v in {"max_epochs": args.epochs, "train": args.train,
                                 "device": args.device}.items() if v is not None}
     with _stop_if_interrupted():

@@ -241,7 +241,7 @@ def check_output_folder(out, inputs=(), option="--out"):
     ...     check_output_folder(d, [pathlib.Path(d) / "cells"])
     Traceback (most recent call last):
     ...
-    ValueError: --out ... contains the input .../cells: ...
+    ValueError: --out ... contains the input .../cells, ...
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -257,9 +257,10 @@ def check_output_folder(out, inputs=(), option="--out"):
                 "outside the input folders.")
         if _inside(source, resolved):
             raise ValueError(
-                f"{option} {printable(out)} contains the input {printable(item)}: "
-                "the output folder is replaced as a whole, which would delete the "
-                "input. Name a folder that neither lies inside nor contains an input.")
+                f"{option} {printable(out)} contains the input {printable(item)}, "
+                "which writing the output would overwrite or delete (an output "
+                "folder is replaced as a whole). Name a folder that neither lies "
+                "inside nor contains an input.")
     _check_writable(out, option)
     return out
 
