@@ -199,3 +199,18 @@ def test_a_failed_write_keeps_the_model_and_its_card_together(tmp_path):
     with pytest.raises(TypeError):
         write_adapted_model(second, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# -- 9: a model saves only what it loads ----------------------------------------------------
+
+@pytest.mark.parametrize("threshold", [float("nan"), -1.0, float("inf")])
+def test_a_threshold_load_would_refuse_is_refused_on_save(tmp_path, threshold):
+    # save() wrote it (calibrate_lab_shift(margin=-1) makes one), load() refused it
+    clf = VGG19LeukocyteClassifier.load(_model(tmp_path / "m.safetensors"))
+    clf.lab_shift_threshold_ = threshold
+    with pytest.raises(ValueError, match="is not a finite, non-negative number"):
+        clf.save(tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()
+    clf.lab_shift_threshold_ = 0.5
+    assert VGG19LeukocyteClassifier.load(clf.save(tmp_path / "good.safetensors")
+                                         ).lab_shift_threshold_ == 0.5
