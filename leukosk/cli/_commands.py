@@ -275,7 +275,8 @@ def count(args):
         write_count_files(new, result, model=used, lab_shift=shift)
         save_figure(plot_differential_count(result), new / "count")
         page = write_review_page(new, result, files, clf=clf,
-                                 names=display_names(files, root), title=title)
+                                 names=display_names(files, root), title=title,
+                                 lab_shift=shift)
     for row in result.table:
         print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")

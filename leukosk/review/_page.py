@@ -2,7 +2,8 @@
 
 :func:`write_review_page` writes ``index.html`` into a folder, with the
 images it shows in ``cells/`` beside it (relative paths only, so the folder
-can be moved, zipped or opened offline). The page shows the differential
+can be moved, zipped or opened offline). The page opens with a warning
+when the images look like another lab's (a lab shift), then shows the differential
 count with its intervals; the cells referred to an expert first, each with
 its image, prediction set, top-3 probabilities and Grad-CAM overlay; then
 every cell grouped by predicted class, least confident first. Clicking a cell
@@ -178,7 +179,22 @@ def _referral_line(count):
             f"{html.escape(count.referral)} do not hold exactly one class.")
 
 
-def _html(count, data, title):
+def _lab_shift_warning(lab_shift):
+    """The warning the page opens with when the images look like another
+    lab's (``lab_shift["shifted"]``); empty otherwise."""
+    if not (lab_shift or {}).get("shifted"):
+        return ""
+    return ('<div class="warning" id="lab-shift" role="alert"><strong>Warning: '
+            "these images do not look like the images this model was trained "
+            f"on</strong> (lab-shift score {lab_shift['score']:.3g} &gt; "
+            f"{lab_shift['threshold']:.3g}: another stain, camera or "
+            "magnification). The model's accuracy here is unmeasured, and its "
+            "classes, probabilities and referrals may be confidently wrong: check "
+            "the cells by eye, and adapt the model to this lab's images before "
+            "trusting this count.</div>\n")
+
+
+def _html(count, data, title, lab_shift=None):
     title = html.escape(encode_name(title))
     confidence = f"{count.confidence:.0%}"
     return f"""<!DOCTYPE html>
@@ -187,7 +203,7 @@ def _html(count, data, title):
  content="default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>{title}</title><style>{STYLE}</style></head>
 <body>
-<h1>{title}</h1>
+{_lab_shift_warning(lab_shift)}<h1>{title}</h1>
 <h2>Differential count</h2>
 <p>{count.n_cells} cells; share of each class with its {confidence} Wilson interval.
 Click a cell to give its true class: the count follows.</p>
@@ -219,7 +235,8 @@ as confirmed (after sign-off)</label>
 
 
 def write_review_page(out_dir, count, images, *, clf=None, names=None,
-                      title="leukosk review", thumbnail_size=96, image_size=192):
+                      title="leukosk review", lab_shift=None, thumbnail_size=96,
+                      image_size=192):
     """Write the review page of one sample: ``out_dir/index.html`` and ``cells/``.
 
     Parameters
@@ -237,6 +254,10 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
         The cells' names on the page and in ``corrections.csv``; by default
         :func:`display_names` (paths relative to the folder they share).
     title : str, default="leukosk review"
+    lab_shift : Bunch or dict, default=None
+        The verdict of :func:`leukosk.domain.watch_lab_shift` (``score``,
+        ``threshold``, ``shifted``): if ``shifted``, the page opens with the
+        warning that the images look like another lab's.
     thumbnail_size : int, default=96
         Side of the thumbnails in pixels (small, so that 2,000 cells load
         fast); referred cells are shown at ``image_size``.
@@ -278,6 +299,6 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
         shutil.rmtree(built, ignore_errors=True)
     page = out / PAGE
     with atomic_path(page) as tmp:
-        tmp.write_text(_html(count, _page_data(count, names, with_cams), title),
-                       encoding="utf-8")
+        tmp.write_text(_html(count, _page_data(count, names, with_cams), title,
+                             lab_shift), encoding="utf-8")
     return page
