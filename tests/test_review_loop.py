@@ -214,3 +214,25 @@ def test_a_threshold_load_would_refuse_is_refused_on_save(tmp_path, threshold):
     clf.lab_shift_threshold_ = 0.5
     assert VGG19LeukocyteClassifier.load(clf.save(tmp_path / "good.safetensors")
                                          ).lab_shift_threshold_ == 0.5
+
+
+# -- predict takes a model first, as count, explain and adapt do ----------------------------
+
+def test_predict_takes_default_first_and_keeps_its_other_forms(tmp_path, capsys,
+                                                              monkeypatch):
+    # `leukosk predict default FILE` failed: no such image or folder: default
+    image = str(_images(tmp_path / "s", ["c1.png"]) / "c1.png")
+    model = _model(tmp_path / "m" / "model.safetensors")
+    outputs = []
+    for argv in (["default", image], [image], ["--model", "default", image],
+                 [str(model.parent), image], [str(model), image]):
+        assert main(["predict", *argv, "--device", "cpu"]) == 0, capsys.readouterr().err
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2] and outputs[3] == outputs[4]
+    assert outputs[3] != outputs[0]  # the tiny model's classes
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "default", ["c2.png"])
+    assert main(["predict", "default", image]) == 1
+    assert "names both a shipped model and a file or folder" in capsys.readouterr().err
+    assert main(["predict", "./default", image, "--device", "cpu"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3

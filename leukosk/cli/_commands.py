@@ -158,13 +158,21 @@ def evaluate(args):
 
 
 def _is_model(item):
-    """Whether ``item`` is a model folder or a ``.safetensors`` file (so that
-    ``leukosk predict MODEL_DIR IMAGES...`` still names the model)."""
-    from .. import resolve_model
+    """Whether ``item`` names a model, as the first argument of ``count``,
+    ``explain`` and ``adapt`` does: a model folder, a ``.safetensors`` file,
+    ``default`` or a shipped model's name (so that ``leukosk predict MODEL
+    IMAGES...`` names the model). A shipped model's name that is also a file
+    or folder here is ambiguous: refused."""
+    from .. import LeukoskWeights, resolve_model
 
     path = Path(item)
-    if path.is_file():
-        return path.suffix == ".safetensors"
+    shipped = item == "default" or item in LeukoskWeights.__members__
+    if shipped and (path.exists() or path.is_symlink()):
+        raise ValueError(f"{printable(item)!r} names both a shipped model and a file "
+                         f"or folder here: write --model {printable(item)} IMAGES... "
+                         f"for the model, ./{printable(item)} for the images.")
+    if shipped or path.is_file():
+        return shipped or path.suffix == ".safetensors"
     try:
         return path.is_dir() and isinstance(resolve_model(path), Path)
     except FileNotFoundError:
@@ -177,7 +185,7 @@ def predict(args):
 
     inputs, model = list(args.inputs), args.model
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
-        model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
+        model = inputs.pop(0)  # leukosk predict MODEL IMAGES..., as count takes it
     if args.output:
         check_output_file(args.output, inputs + ([model] if model else []))
     files = list_images(inputs)
