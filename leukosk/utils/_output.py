@@ -255,7 +255,8 @@ def check_output_folder(out, inputs=(), option="--out"):
                 f"{option} {printable(out)} is inside the input {printable(item)}: "
                 "its files would be read as input the next time. Name a folder "
                 "outside the input folders.")
-        if _inside(source, resolved):
+        # a missing input is the reading's error ("no folder at ..."), not this
+        if _inside(source, resolved) and os.path.lexists(item):
             raise ValueError(
                 f"{option} {printable(out)} contains the input {printable(item)}, "
                 "which writing the output would overwrite or delete (an output "
