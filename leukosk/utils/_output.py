@@ -14,8 +14,11 @@ enforced here once:
   in it is one the command wrote there (its manifest, ``.leukosk-written.json``,
   says so), so no file leukosk did not write is ever lost; an output folder
   named through a symbolic link is written through the link;
-* text from files and models is escaped for CSV (:func:`csv_cell`) and for the
-  terminal (:func:`printable`).
+* a name (of a file, a class, a folder) has one encoding, on the terminal, in
+  CSV and JSON and on the review page (:func:`encode_name`), read back
+  exactly (:func:`decode_name`); CSV cells are guarded against spreadsheet
+  formulas by an apostrophe that reading removes (:func:`csv_cell`,
+  :func:`csv_text`).
 """
 
 import contextlib
