@@ -19,7 +19,7 @@ from sklearn.utils import Bunch
 
 from .classifier._pretrained import MODEL_FILE, resolve_model
 from .utils._files import atomic_paths
-from .utils._output import csv_text, printable
+from .utils._output import csv_text, encode_name, printable
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
 
@@ -49,7 +49,7 @@ def _locate(name, roots, csv_path):
         if top in path.parents and path.is_file():
             return str(path)
     raise FileNotFoundError(
-        f"{printable(csv_path)}: the cell {printable(name)!r} is no image file inside "
+        f"{printable(csv_path)}: the cell '{encode_name(name)}' is no image file inside "
         f"{' or '.join(printable(r) for r in roots)} (cells are named relative to the "
         "counted folder and may not lie outside it); pass the folder that was counted "
         "(leukosk adapt ... --images FOLDER).")
@@ -83,7 +83,7 @@ def _one_row_per_cell(rows, files, path):
         classes.setdefault(file, {}).setdefault(row["corrected_class"], row["file"])
     conflicts = [names for names in classes.values() if len(names) > 1]
     if conflicts:
-        shown = ", ".join(repr(printable(next(iter(names.values()))))
+        shown = ", ".join(f"'{encode_name(next(iter(names.values())))}'"
                           for names in conflicts[:3])
         raise ValueError(f"{printable(path)} corrects {len(conflicts)} cell(s) to more "
                          f"than one class ({shown}{' ...' if len(conflicts) > 3 else ''}"

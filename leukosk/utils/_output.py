@@ -14,9 +14,9 @@ enforced here once:
   in it is one the command wrote there (its manifest, ``.leukosk-written.json``,
   says so), so no file leukosk did not write is ever lost; an output folder
   named through a symbolic link is written through the link;
-* a name (of a file, a class, a folder) has one encoding, on the terminal, in
-  CSV and JSON and on the review page (:func:`encode_name`), read back
-  exactly (:func:`decode_name`); CSV cells are guarded against spreadsheet
+* a name (of a file, a class, a folder) has one encoding, in CSV and JSON
+  and on the review page (:func:`encode_name`), read back exactly
+  (:func:`decode_name`), and is shown so on the terminal (:func:`printable`); CSV cells are guarded against spreadsheet
   formulas by an apostrophe that reading removes (:func:`csv_cell`,
   :func:`csv_text`).
 """
@@ -45,11 +45,16 @@ _STAGING = ".leukosk-staging-"
 _MANIFEST = ".leukosk-written.json"
 
 
-def _escaped(ch):
-    """One character of :func:`encode_name`'s text."""
+def _text(name):
+    return os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+
+
+def _escaped(ch, backslash="\\\\"):
+    """One character of :func:`encode_name`'s text (of :func:`printable`'s
+    with ``backslash="\\\\"``)."""
     code = ord(ch)
     if ch == "\\":
-        return "\\\\"
+        return backslash
     if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode reads it
         return f"\\x{code - 0xDC00:02x}"
     if unicodedata.category(ch)[0] != "C":
@@ -62,9 +67,9 @@ def _escaped(ch):
 def encode_name(name):
     r"""A file name (or any text from a file or a model) as printable Unicode.
 
-    The one encoding of names that leukosk writes, on the terminal, in CSV,
-    in JSON and on the review page, and that :func:`decode_name` reads back
-    exactly: a backslash is doubled, bytes that are not UTF-8 are written
+    The one encoding of names that leukosk writes, in CSV, in JSON and on
+    the review page (and, but for a backslash kept single, on the terminal:
+    :func:`printable`), and that :func:`decode_name` reads back exactly: a backslash is doubled, bytes that are not UTF-8 are written
     ``\xNN`` (NN from 80 to ff), control and other invisible characters
     ``\xNN`` (below 80), ``\uNNNN`` or ``\UNNNNNNNN``; every other
     character is itself.
@@ -76,8 +81,7 @@ def encode_name(name):
     >>> print(encode_name(os.fsdecode(b"cell\xff.png")), encode_name("a\\b\x1b.jpg"))
     cell\xff.png a\\b\x1b.jpg
     """
-    text = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
-    return "".join(map(_escaped, text))
+    return "".join(map(_escaped, _text(name)))
 
 
 _ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(\\))|\\")
@@ -117,17 +121,19 @@ def decode_name(text):
 
 
 def printable(text):
-    r"""``text`` (a name from a file or a model) safe to show on a terminal:
-    :func:`encode_name`'s text (control characters, escape sequences among
-    them, as ``\x1b``, bytes that are not valid UTF-8 as ``\xNN``).
+    r"""``text`` (a name from a file or a model, a message) safe to show on a
+    terminal: :func:`encode_name`'s escapes (control characters, escape
+    sequences among them, as ``\x1b``, bytes that are not valid UTF-8 as
+    ``\xNN``) but a backslash kept single, so that text already printable,
+    an encoded name in a message among it, is shown unchanged.
 
     Examples
     --------
     >>> from leukosk.utils._output import printable
-    >>> print(printable("cell\x1b]0;owned\x07.jpg"))
-    cell\x1b]0;owned\x07.jpg
+    >>> print(printable("cell\x1b]0;owned\x07.jpg"), printable(printable("a\\b\x00")))
+    cell\x1b]0;owned\x07.jpg a\b\x00
     """
-    return encode_name(text)
+    return "".join(_escaped(ch, "\\") for ch in _text(text))
 
 
 def _guarded(text):
