@@ -19,8 +19,8 @@ from sklearn.base import clone
 from sklearn.utils import Bunch
 
 from .classifier._pretrained import MODEL_FILE, load_model, resolve_model
-from .utils._files import atomic_path
-from .utils._output import csv_text
+from .utils._files import atomic_paths
+from .utils._output import csv_text, encode_name, printable
 
 __all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
 
@@ -29,19 +29,69 @@ CARD_FILE = "model_card.json"
 
 
 def _field(value):
-    """A field as the page wrote it, without the quote that keeps a
-    spreadsheet from reading it as a formula."""
-    return csv_text(value.strip() if value else "")
+    """A field as the page wrote it, read back exactly (:func:`csv_text`):
+    without the quote that keeps a spreadsheet from reading it as a formula,
+    escapes decoded, spaces kept (a file name may start with one)."""
+    return csv_text(value or "")
 
 
 def _locate(name, roots, csv_path):
-    for root in roots:
-        path = Path(root) / name
-        if path.is_file():
+    """The image file of the cell ``name``: the one place of the rule that
+    corrections stay inside the counted folder.
+
+    ``name`` is relative to one of ``roots``; a name that resolves outside
+    them (an absolute path, ``..``, a symbolic link out) is refused with the
+    same words as a missing file, so that the message never tells whether a
+    path exists elsewhere on the machine.
+    """
+    for root in map(Path, roots):
+        top = root.resolve()
+        path = (top / name).resolve()
+        if top in path.parents and path.is_file():
             return str(path)
     raise FileNotFoundError(
-        f"{csv_path}: the cell {name!r} is in none of {[str(r) for r in roots]}; "
-        "pass the folder that was counted (leukosk adapt ... --images FOLDER).")
+        f"{printable(csv_path)}: the cell '{encode_name(name)}' is no image file inside "
+        f"{' or '.join(printable(r) for r in roots)} (cells are named relative to the "
+        "counted folder and may not lie outside it); pass the folder that was counted "
+        "(leukosk adapt ... --images FOLDER).")
+
+
+def _rows(path):
+    """The rows of ``path`` with every column of :data:`COLUMNS`, read back
+    exactly; any problem of the file as one ``ValueError`` naming it."""
+    fix = ("it should be the corrections.csv that the review page downloads "
+           f"(columns {', '.join(COLUMNS)}).")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{printable(path)} has no column(s) {missing}: {fix}")
+            return [{k: _field(row[k]) for k in COLUMNS} for row in reader]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{printable(path)} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}): {fix}") from None
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL...
+        raise ValueError(f"{printable(path)} is not a CSV file leukosk reads ({exc}): "
+                         f"{fix}") from None
+
+
+def _one_row_per_cell(rows, files, path):
+    """``rows`` and ``files`` with repeated rows of a cell collapsed; a cell
+    corrected to two classes is refused (which one is meant is unknown)."""
+    classes = {}
+    for row, file in zip(rows, files):
+        classes.setdefault(file, {}).setdefault(row["corrected_class"], row["file"])
+    conflicts = [names for names in classes.values() if len(names) > 1]
+    if conflicts:
+        shown = ", ".join(f"'{encode_name(next(iter(names.values())))}'"
+                          for names in conflicts[:3])
+        raise ValueError(f"{printable(path)} corrects {len(conflicts)} cell(s) to more "
+                         f"than one class ({shown}{' ...' if len(conflicts) > 3 else ''}"
+                         "): keep one row per cell.")
+    first = {file: i for i, file in reversed(list(enumerate(files)))}
+    keep = sorted(first.values())
+    return [rows[i] for i in keep], [files[i] for i in keep]
 
 
 def read_corrections(path, *, images=None):
@@ -52,14 +102,24 @@ def read_corrections(path, *, images=None):
     path : path-like
         The file the review page downloads.
     images : path-like, default=None
-        The folder that was counted; the ``file`` column is relative to it.
+        The folder that was counted; the ``file`` column is relative to it,
+        and no cell may lie outside it.
         By default, the folder of ``path``, then the current directory.
 
     Returns
     -------
     Bunch
         ``files`` (paths), ``target`` (corrected classes), ``model_class``,
-        ``n_corrected`` and ``n_confirmed``.
+        ``n_corrected`` and ``n_confirmed``; one entry per cell (a row
+        repeated word for word counts once).
+
+    Raises
+    ------
+    FileNotFoundError
+        A cell is no image file inside the counted folder.
+    ValueError
+        ``path`` is no corrections.csv (not UTF-8, not CSV, columns
+        missing), lists no cells, or corrects a cell to two classes.
 
     Examples
     --------
@@ -75,23 +135,16 @@ def read_corrections(path, *, images=None):
     (['monocyte'], 1, 0)
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} has no column(s) {missing}: it should be the "
-                             "corrections.csv that the review page downloads "
-                             f"(columns {', '.join(COLUMNS)}).")
-        rows = [{k: _field(row[k]) for k in COLUMNS} for row in reader]
-    rows = [row for row in rows if row["file"]]
+    rows = [row for row in _rows(path) if row["file"]]
     if not rows:
-        raise ValueError(f"{path} lists no cells: correct (or confirm) some on the "
-                         "review page before downloading it.")
+        raise ValueError(f"{printable(path)} lists no cells: correct (or confirm) some "
+                         "on the review page before downloading it.")
     roots = [images] if images is not None else [path.parent, Path.cwd()]
+    rows, files = _one_row_per_cell(
+        rows, [_locate(row["file"], roots, path) for row in rows], path)
     model_class = np.array([row["model_class"] for row in rows])
     target = np.array([row["corrected_class"] for row in rows])
-    return Bunch(files=np.array([_locate(row["file"], roots, path) for row in rows]),
-                 target=target, model_class=model_class,
+    return Bunch(files=np.array(files), target=target, model_class=model_class,
                  n_corrected=int(np.sum(model_class != target)),
                  n_confirmed=int(np.sum(model_class == target)))
 
@@ -246,7 +299,8 @@ def write_adapted_model(clf, out_dir):
         as the card (with the leukosk version).
     out_dir : path-like
         The model folder, created if missing; both files are written
-        atomically.
+        together, all or none (:func:`leukosk.utils._files.atomic_paths`):
+        a failure never leaves a new model beside the card of the old one.
 
     Returns
     -------
@@ -266,14 +320,15 @@ def write_adapted_model(clf, out_dir):
     ...     sorted(p.name for p in pathlib.Path(d).iterdir())
     ['model.safetensors', 'model_card.json']
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is a file; name a folder for the model.")
-    model = Path(clf.save(out / MODEL_FILE))
     from ._version import __version__
 
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{printable(out)} is a file; name a folder for the "
+                                 "model.")
     card = dict(getattr(clf, "card_", {}), leukosk_version=__version__,
                 model_file=MODEL_FILE)
-    with atomic_path(out / CARD_FILE) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
-    return model
+    with atomic_paths(out / CARD_FILE, out / MODEL_FILE) as (card_tmp, model_tmp):
+        card_tmp.write_text(json.dumps(card, indent=2))
+        clf.save(model_tmp)
+    return out / MODEL_FILE

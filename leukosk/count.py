@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from .utils._output import unicode_text
+from .utils._output import encode_name
 
 __all__ = ["differential_count", "wilson_interval", "write_count_files"]
 
@@ -144,9 +144,11 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
 
     The files of ``leukosk count``, each written atomically (a crash leaves
     the previous file or the new one). Text from files and models is
-    escaped: CSV cells that a spreadsheet would run as a formula get a
-    leading apostrophe, and file names that are not valid UTF-8 show their
-    bytes as ``\\xNN`` in the JSON.
+    written in the one encoding of names
+    (:func:`leukosk.utils._output.encode_name`: a name that is not valid
+    UTF-8 shows its bytes as ``\\xNN``, a backslash is doubled), the same in
+    CSV and JSON, and CSV cells that a spreadsheet would run as a formula get
+    a leading apostrophe.
 
     Parameters
     ----------
@@ -202,11 +204,15 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
               ([row["name"], row["predicted"], " ".join(row["set"])]
                for row in count.referred))
     shift = {} if lab_shift is None else lab_shift
-    document = {"model": None if model is None else unicode_text(model),
+    document = {"model": None if model is None else encode_name(model),
                 "n_cells": count.n_cells, "confidence": count.confidence,
-                "interval": "Wilson score", "table": count.table,
+                "interval": "Wilson score",
+                "table": [dict(row, **{"class": encode_name(row["class"])})
+                          for row in count.table],
                 "referral": count.referral,
-                "referred": [dict(row, name=unicode_text(row["name"]))
+                "referred": [dict(row, name=encode_name(row["name"]),
+                                  predicted=encode_name(row["predicted"]),
+                                  set=[encode_name(c) for c in row["set"]])
                              for row in count.referred],
                 "lab_shift": {key: shift.get(key) for key in
                               ("score", "threshold", "shifted")}}

@@ -27,7 +27,7 @@ INTERNAL = {"utils", "io", "weights", "nn", "classifier", "augmentation"}
 #: (terminal-safe text, CSV cells, output folders checked before any work and
 #: replaced whole, files written atomically).
 ALLOWED_PRIVATE = {
-    "leukosk.utils._output": {"printable", "csv_cell", "unicode_text", "check_output_file",
+    "leukosk.utils._output": {"printable", "csv_cell", "encode_name", "check_output_file",
                               "check_output_folder", "replaced_folder"},
     "leukosk.utils._files": {"atomic_path"},
 }

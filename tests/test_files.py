@@ -4,6 +4,7 @@ file, the one clean-up of what killed writers left; and that each stays one."""
 import ast
 import hashlib
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -259,3 +260,27 @@ def test_another_machines_temporaries_are_never_judged_dead(tmp_path):
     remove_dead_temps(tmp_path, ".tmp-")
     assert [p.name for p in tmp_path.iterdir()] == [theirs.name]
     assert writer_tempdir(tmp_path, ".tmp-").name.startswith(f".tmp-{writer_id()}-")
+
+
+def test_files_written_together_are_all_or_none(tmp_path, monkeypatch):
+    # issue 29: a model and its card; a failed move undoes the moves made
+    from leukosk.utils import _files
+
+    card, model = tmp_path / "card.json", tmp_path / "model.bin"
+    card.write_text("old card")
+    model.write_bytes(b"old model")
+    replace = os.replace
+
+    def failing(src, dst):
+        if Path(dst) == model:
+            raise OSError("disk gone")
+        return replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        with _files.atomic_paths(card, model) as (card_tmp, model_tmp):
+            card_tmp.write_text("new card")
+            model_tmp.write_bytes(b"new model")
+    monkeypatch.undo()
+    assert (card.read_text(), model.read_bytes()) == ("old card", b"old model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json", "model.bin"]

@@ -15,13 +15,16 @@ import time
 import matplotlib
 import numpy as np
 import pytest
+from PIL import Image
 
 matplotlib.use("Agg")
 
 from leukosk.cli import main
+from leukosk.corrections import read_corrections
 from leukosk.count import differential_count, wilson_interval
 from leukosk.datasets import sample_folder
 from leukosk.review._page import display_names, write_review_page
+from leukosk.utils._output import encode_name
 
 EVIL = "<img src=x onerror=alert(1)>.jpg"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -176,6 +179,109 @@ def test_sign_off_lists_confirmed_cells(browser, counted, tmp_path):
     assert len(rows) == page.locator(".grid .cell").count()
     assert all(row["model_class"] == row["corrected_class"] for row in rows)
     assert events == []
+    page.close()
+
+
+def _download(page, path, with_confirmed=True):
+    """corrections.csv as the page's button saves it."""
+    if with_confirmed:
+        page.check("#with-confirmed")
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(path)
+    return path
+
+
+#: Names the page and corrections.csv must give back exactly (issue 29, 4).
+ROUND_TRIP = ["'=x.jpg", " a.jpg", "a.jpg", "back\\slash.jpg", "tab\tx.jpg",
+              os.fsdecode(b"cell\xff.jpg")]
+
+
+def test_every_name_comes_back_from_the_page_exactly(browser, tmp_path):
+    # issue 29, 4: an apostrophe was lost, a leading space stripped (another
+    # image trained on), a name that is not UTF-8 came back as U+FFFD
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    source = next((sample_folder() / "basophil").glob("*.jpg"))
+    for name in ROUND_TRIP:
+        shutil.copyfile(source, os.path.join(folder, name))
+    out = tmp_path / "out"
+    assert main(["count", "default", str(folder), "--out", str(out), "--device", "cpu",
+                 "--quiet"]) == 0
+    page, events = _open(browser, out / "index.html")
+    shown = [img.get_attribute("alt") for img in page.locator(".grid .cell img").all()]
+    assert sorted(shown) == sorted(map(encode_name, ROUND_TRIP))  # the one encoding
+    fixes = read_corrections(_download(page, tmp_path / "corrections.csv"), images=folder)
+    assert sorted(os.path.basename(f) for f in fixes.files) == sorted(ROUND_TRIP)
+    assert events == []
+    page.close()
+
+
+def test_a_lab_shift_warning_opens_the_page(browser, tmp_path, capsys):
+    # issue 29, 7: count.json said shifted and stderr warned; the page did not
+    from conftest import FAST, make_images
+
+    from leukosk import VGG19LeukocyteClassifier
+    from leukosk.domain import LabShiftWarning
+
+    X, y = make_images(n_per_class=4, classes=("a", "b"))
+    clf = VGG19LeukocyteClassifier(**dict(FAST, batch_norm=True)).fit(X, y)
+    clf.lab_shift_threshold_ = 0.0  # any image is another lab's
+    model = clf.save(tmp_path / "model.safetensors")
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    for i, pixels in enumerate(make_images(n_per_class=12, classes=("a", "b"))[0]):
+        Image.fromarray(pixels).save(folder / f"c{i}.png")
+    out = tmp_path / "out"
+    with pytest.warns(LabShiftWarning):
+        assert main(["count", str(model), str(folder), "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "count.json").read_text())["lab_shift"]["shifted"] is True
+    page, events = _open(browser, out / "index.html")
+    first = page.locator("body > *").first
+    assert first.get_attribute("id") == "lab-shift" and first.is_visible()
+    assert "do not look like the images this model was trained on" in first.inner_text()
+    assert events == []
+    page.close()
+    clf.lab_shift_threshold_ = 1e9  # no image is
+    assert main(["count", str(clf.save(model)), str(folder), "--out", str(out),
+                 "--quiet"]) == 0
+    assert json.loads((out / "count.json").read_text())["lab_shift"]["shifted"] is False
+    assert 'id="lab-shift"' not in (out / "index.html").read_text()
+
+
+def test_classes_named_like_object_properties_or_with_nul(browser, tmp_path):
+    # issue 29, 8: a class named __proto__ showed [object Object] / NaN (a
+    # plain {} as a map), and a class with a NUL made a correction throw
+    from sklearn.dummy import DummyClassifier
+
+    classes = ["__proto__", "a\x00b", "constructor", "ig"]
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    names = [f"c{i}.png" for i in range(12)]
+    X = np.random.default_rng(0).integers(0, 256, (12, 24, 24, 3), dtype=np.uint8)
+    for name, pixels in zip(names, X):
+        Image.fromarray(pixels).save(folder / name)
+    model = DummyClassifier(strategy="stratified", random_state=0).fit(
+        np.zeros((8, 1)), classes * 2)
+    count = differential_count(model, X)
+    page, events = _open(browser, write_review_page(tmp_path / "out", count, X,
+                                                    names=names))
+    shown = _shown(page)
+    assert {k: v[0] for k, v in shown.items()} == {
+        encode_name(row["class"]): row["count"] for row in count.table}
+    for label in classes:  # each cell corrected to the next class
+        cell = page.locator(f'.grid[data-class="{encode_name(label)}"] .cell').first
+        if cell.count():
+            cell.click()
+            target = classes[(classes.index(label) + 1) % len(classes)]
+            page.locator("#picker-classes button").filter(
+                has_text=encode_name(target)).first.click()
+    assert events == []
+    fixes = read_corrections(_download(page, tmp_path / "c.csv", with_confirmed=False),
+                             images=folder)
+    assert set(fixes.target) <= set(classes) and len(fixes.target) >= 3
+    assert "a\x00b" in set(fixes.target) | set(fixes.model_class)
+    assert sum(v[0] for v in _shown(page).values()) == 12
     page.close()
 
 

@@ -158,13 +158,21 @@ def evaluate(args):
 
 
 def _is_model(item):
-    """Whether ``item`` is a model folder or a ``.safetensors`` file (so that
-    ``leukosk predict MODEL_DIR IMAGES...`` still names the model)."""
-    from .. import resolve_model
+    """Whether ``item`` names a model, as the first argument of ``count``,
+    ``explain`` and ``adapt`` does: a model folder, a ``.safetensors`` file,
+    ``default`` or a shipped model's name (so that ``leukosk predict MODEL
+    IMAGES...`` names the model). A shipped model's name that is also a file
+    or folder here is ambiguous: refused."""
+    from .. import LeukoskWeights, resolve_model
 
     path = Path(item)
-    if path.is_file():
-        return path.suffix == ".safetensors"
+    shipped = item == "default" or item in LeukoskWeights.__members__
+    if shipped and (path.exists() or path.is_symlink()):
+        raise ValueError(f"{printable(item)!r} names both a shipped model and a file "
+                         f"or folder here: write --model {printable(item)} IMAGES... "
+                         f"for the model, ./{printable(item)} for the images.")
+    if shipped or path.is_file():
+        return shipped or path.suffix == ".safetensors"
     try:
         return path.is_dir() and isinstance(resolve_model(path), Path)
     except FileNotFoundError:
@@ -177,7 +185,7 @@ def predict(args):
 
     inputs, model = list(args.inputs), args.model
     if model is None and len(inputs) > 1 and _is_model(inputs[0]):
-        model = inputs.pop(0)  # leukosk predict MODEL_DIR IMAGES... (as before)
+        model = inputs.pop(0)  # leukosk predict MODEL IMAGES..., as count takes it
     if args.output:
         check_output_file(args.output, inputs + ([model] if model else []))
     files = list_images(inputs)
@@ -199,12 +207,12 @@ def predict(args):
 def _write_predictions(out, format, files, labels, classes, proba):
     """``predict``'s table: CSV (``path, class``, then one column of
     probabilities per class) or JSON, text escaped for a spreadsheet."""
-    from ..utils._output import csv_cell, unicode_text
+    from ..utils._output import csv_cell, encode_name
 
     classes = [str(c) for c in classes]
     if format == "json":
-        json.dump([{"path": unicode_text(f), "class": str(label),
-                    "probabilities": dict(zip(classes, map(float, p)))}
+        json.dump([{"path": encode_name(f), "class": encode_name(label),
+                    "probabilities": dict(zip(map(encode_name, classes), map(float, p)))}
                    for f, label, p in zip(files, labels, proba)], out, indent=2)
         out.write("\n")
         return
@@ -262,20 +270,21 @@ def count(args):
     from ..utils._output import replaced_folder
 
     out = check_output_folder(args.out, [args.folder])
+    folder = Path(args.folder)
+    title = f"leukosk review: {folder.resolve().name}"  # written escaped
     files = list_images([args.folder])
     clf, used = _model(args.model, args.device)
     sets = _conformal_sets(clf, args)
     with watch_lab_shift(clf, len(files), where=_where([args.folder])) as shift:
         result = differential_count(clf, files, names=files, confidence=args.confidence,
                                     sets=sets, coverage=args.coverage)
-    folder = Path(args.folder)
     root = folder if folder.is_dir() else folder.parent
     with replaced_folder(out, owned=COUNT_FILES.__contains__) as new:
         write_count_files(new, result, model=used, lab_shift=shift)
         save_figure(plot_differential_count(result), new / "count")
         page = write_review_page(new, result, files, clf=clf,
-                                 names=display_names(files, root),
-                                 title=f"leukosk review: {folder.resolve().name}")
+                                 names=display_names(files, root), title=title,
+                                 lab_shift=shift)
     for row in result.table:
         print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")
@@ -284,10 +293,20 @@ def count(args):
     return 0
 
 
+def _model_file(model):
+    """The file ``model`` names, or None for a shipped model."""
+    from .. import resolve_model
+
+    source = resolve_model(model)
+    return source if isinstance(source, Path) else None
+
+
 def adapt(args):
     from ..corrections import adapt_to_corrections, write_adapted_model
 
-    out = check_output_folder(args.out, [args.corrections, *(args.folders or [])])
+    inputs = [args.corrections, *(args.folders or []), args.images,
+              _model_file(args.model)]  # never overwrite the model adapted
+    out = check_output_folder(args.out, [item for item in inputs if item is not None])
     params = {k: v for k, v in {"max_epochs": args.epochs, "train": args.train,
                                 "device": args.device}.items() if v is not None}
     with _stop_if_interrupted():

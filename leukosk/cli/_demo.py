@@ -76,13 +76,16 @@ def format_shipped_report(result):
 
 
 def _write_corrections(path, names, predicted, truth):
-    """A review's ``corrections.csv``, as the review page downloads it."""
+    """A review's ``corrections.csv``, as the review page downloads it
+    (every cell in the one encoding of names, :func:`csv_cell`)."""
     from ..utils._files import atomic_path
+    from ..utils._output import csv_cell
 
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "model_class", "corrected_class"])
-        writer.writerows(zip(names, predicted, truth))
+        writer.writerows([csv_cell(str(cell)) for cell in row]
+                         for row in zip(names, predicted, truth))
     return path
 
 

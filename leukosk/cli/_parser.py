@@ -202,7 +202,9 @@ def _add_predict(sub):
         help="classify images, print class and probabilities",
         description="Classify image files (or all images under folders) with "
                     "the model shipped with leukosk, or with --model MODEL "
-                    "(a first argument that is a model folder also names it).")
+                    "(a first argument that names a model also names it, as in "
+                    "'leukosk predict default IMAGES...' or 'leukosk predict "
+                    "MODEL_DIR IMAGES...').")
     add_options(predict, "inputs")
     predict.add_argument("--model", help="a model folder or .safetensors file "
                                          "(default: the shipped model)")

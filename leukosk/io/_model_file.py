@@ -160,10 +160,17 @@ def save_model_file(path, state_dict, params, classes, history, version, network
     callers use defaults or explicit overrides for them. ``network`` (the
     resolved settings that shape the network, and its preprocessing) lets
     the file serve as starting weights; ``dtype`` stores floating-point
-    tensors in another precision (``torch.float16`` halves the file).
+    tensors in another precision (``torch.float16`` halves the file). A
+    lab-shift threshold that reading would refuse is refused here, with the
+    same check.
     """
     from safetensors.torch import save_file
 
+    problem = _threshold_problem((network or {}).get("lab_shift_threshold"))
+    if problem is not None:  # refused now, not by the load of the file written
+        raise ValueError(f"not saved: {problem} (lab_shift_threshold_); calibrate it "
+                         "again (leukosk.domain.calibrate_lab_shift, margin > 0) or "
+                         "delete it.")
     config, not_saved = _config(params)
     metadata = {
         "format": FORMAT,
@@ -343,20 +350,27 @@ class ModelFileWeights(TrainedWeights):
         return self.name
 
 
+def _threshold_problem(threshold):
+    """What is wrong with a lab-shift threshold (None: nothing, or none
+    given): the one check of :func:`save_model_file` and of reading."""
+    if threshold is None or (not isinstance(threshold, bool) and isinstance(
+            threshold, (int, float)) and 0 <= threshold < math.inf):
+        return None
+    return f"lab_shift_threshold={threshold!r} is not a finite, non-negative number"
+
+
 def _check_network_fields(path, network):
     """The file's ``network`` metadata has the fields of the format, typed.
 
     The settings' bounds and their match with the tensors are the network's
     to check (:func:`leukosk.nn._vgg.check_network_metadata`), before it is built.
     """
-    threshold = network.get("lab_shift_threshold") if isinstance(network, dict) else None
     if not isinstance(network, dict) or not isinstance(network.get("module"), dict) \
             or not all(k in network for k in ("batch_norm", "image_size")):
         problem = "the network settings lack fields of the format"
-    elif threshold is not None and (isinstance(threshold, bool) or not isinstance(
-            threshold, (int, float)) or not 0 <= threshold < math.inf):
-        problem = f"lab_shift_threshold={threshold!r} is not a finite, non-negative number"
     else:
+        problem = _threshold_problem(network.get("lab_shift_threshold"))
+    if problem is None:
         return
     raise ValueError(f"{str(path)!r} has broken network settings ({problem}); the "
                      "file is damaged or crafted: use the original.")

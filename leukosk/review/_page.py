@@ -2,7 +2,8 @@
 
 :func:`write_review_page` writes ``index.html`` into a folder, with the
 images it shows in ``cells/`` beside it (relative paths only, so the folder
-can be moved, zipped or opened offline). The page shows the differential
+can be moved, zipped or opened offline). The page opens with a warning
+when the images look like another lab's (a lab shift), then shows the differential
 count with its intervals; the cells referred to an expert first, each with
 its image, prediction set, top-3 probabilities and Grad-CAM overlay; then
 every cell grouped by predicted class, least confident first. Clicking a cell
@@ -12,7 +13,11 @@ downloads ``corrections.csv`` (``file``, ``model_class``,
 adapt_to_corrections`) turns into a better model.
 
 Plain HTML and a short script (:mod:`leukosk.review._template`): no server,
-no network, nothing from the user's files is ever parsed as HTML.
+no network, nothing from the user's files is ever parsed as HTML. Every name
+(cells, classes, the title) is in the one encoding of names
+(:func:`leukosk.utils._output.encode_name`), as in ``count.csv`` and
+``count.json``: ``corrections.csv`` gives it back, and ``leukosk adapt``
+reads it back exactly.
 """
 
 import html
@@ -25,6 +30,7 @@ import numpy as np
 
 from ..utils._files import atomic_path, remove_dead_temps, writer_tempdir
 from ..utils._images import check_images, decode_image, take_images
+from ..utils._output import encode_name
 from ._template import SCRIPT, STYLE
 
 __all__ = ["write_review_page", "display_names"]
@@ -113,12 +119,13 @@ def _replace_folder(built, target):
 
 def _cell_data(count, names, with_cams):
     """One JSON-ready dict per cell: what the page shows of it."""
-    classes = [str(c) for c in count.classes]
-    sets = {int(row["index"]): row["set"] for row in count.referred}
+    classes = [encode_name(c) for c in count.classes]
+    sets = {int(row["index"]): [encode_name(c) for c in row["set"]]
+            for row in count.referred}
     cells = []
     for i, (label, proba) in enumerate(zip(count.labels, count.proba)):
         top = np.argsort(-proba, kind="stable")[:3]
-        cell = {"name": names[i], "predicted": str(label),
+        cell = {"name": encode_name(names[i]), "predicted": encode_name(label),
                 "confidence": float(proba.max()),
                 "top3": [[classes[k], round(float(proba[k]), 4)] for k in top],
                 "thumb": f"{CELLS}/{i:06d}.jpg"}
@@ -134,7 +141,7 @@ def _page_data(count, names, with_cams):
 
     confidence = np.asarray([c.max() for c in count.proba]) if count.n_cells else []
     return {
-        "classes": [str(c) for c in count.classes],
+        "classes": [encode_name(c) for c in count.classes],
         "z": float(norm.ppf(0.5 + count.confidence / 2)),
         "table": [{"count": row["count"], "percent": f"{row['percent']:.1f}",
                    "interval": f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]"}
@@ -155,7 +162,7 @@ def _differential_rows(count):
     rows = []
     for k, row in enumerate(count.table):
         rows.append(
-            f'<tr data-row="{k}"><td class="class">{html.escape(row["class"])}</td>'
+            f'<tr data-row="{k}"><td class="class">{html.escape(encode_name(row["class"]))}</td>'
             f'<td class="count">{row["count"]}</td>'
             f'<td class="percent">{row["percent"]:.1f}</td>'
             f'<td class="interval">[{row["ci_low"]:.1f}, {row["ci_high"]:.1f}]</td>'
@@ -172,8 +179,23 @@ def _referral_line(count):
             f"{html.escape(count.referral)} do not hold exactly one class.")
 
 
-def _html(count, data, title):
-    title = html.escape(title)
+def _lab_shift_warning(lab_shift):
+    """The warning the page opens with when the images look like another
+    lab's (``lab_shift["shifted"]``); empty otherwise."""
+    if not (lab_shift or {}).get("shifted"):
+        return ""
+    return ('<div class="warning" id="lab-shift" role="alert"><strong>Warning: '
+            "these images do not look like the images this model was trained "
+            f"on</strong> (lab-shift score {lab_shift['score']:.3g} &gt; "
+            f"{lab_shift['threshold']:.3g}: another stain, camera or "
+            "magnification). The model's accuracy here is unmeasured, and its "
+            "classes, probabilities and referrals may be confidently wrong: check "
+            "the cells by eye, and adapt the model to this lab's images before "
+            "trusting this count.</div>\n")
+
+
+def _html(count, data, title, lab_shift=None):
+    title = html.escape(encode_name(title))
     confidence = f"{count.confidence:.0%}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -181,7 +203,7 @@ def _html(count, data, title):
  content="default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>{title}</title><style>{STYLE}</style></head>
 <body>
-<h1>{title}</h1>
+{_lab_shift_warning(lab_shift)}<h1>{title}</h1>
 <h2>Differential count</h2>
 <p>{count.n_cells} cells; share of each class with its {confidence} Wilson interval.
 Click a cell to give its true class: the count follows.</p>
@@ -213,7 +235,8 @@ as confirmed (after sign-off)</label>
 
 
 def write_review_page(out_dir, count, images, *, clf=None, names=None,
-                      title="leukosk review", thumbnail_size=96, image_size=192):
+                      title="leukosk review", lab_shift=None, thumbnail_size=96,
+                      image_size=192):
     """Write the review page of one sample: ``out_dir/index.html`` and ``cells/``.
 
     Parameters
@@ -231,6 +254,10 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
         The cells' names on the page and in ``corrections.csv``; by default
         :func:`display_names` (paths relative to the folder they share).
     title : str, default="leukosk review"
+    lab_shift : Bunch or dict, default=None
+        The verdict of :func:`leukosk.domain.watch_lab_shift` (``score``,
+        ``threshold``, ``shifted``): if ``shifted``, the page opens with the
+        warning that the images look like another lab's.
     thumbnail_size : int, default=96
         Side of the thumbnails in pixels (small, so that 2,000 cells load
         fast); referred cells are shown at ``image_size``.
@@ -272,6 +299,6 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
         shutil.rmtree(built, ignore_errors=True)
     page = out / PAGE
     with atomic_path(page) as tmp:
-        tmp.write_text(_html(count, _page_data(count, names, with_cams), title),
-                       encoding="utf-8")
+        tmp.write_text(_html(count, _page_data(count, names, with_cams), title,
+                             lab_shift), encoding="utf-8")
     return page

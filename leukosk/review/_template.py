@@ -3,7 +3,10 @@
 The page (see :mod:`leukosk.review`) is plain HTML; this script builds the
 cell views from the JSON data the page embeds, and never puts text from the
 data into HTML: every name is set with ``textContent`` or an attribute, so
-that a file named ``<img src=x onerror=alert(1)>.jpg`` shows as text.
+that a file named ``<img src=x onerror=alert(1)>.jpg`` shows as text. Names
+key ``Map`` objects, never plain objects (a class named ``__proto__`` is a
+class like any other), and elements are found through them, not through
+selectors built from names.
 """
 
 STYLE = """
@@ -35,6 +38,8 @@ table.differential tr.changed td { background: #fff3cd; }
 #picker button { display: block; width: 100%; margin: 2px 0; text-align: left; }
 #picker[hidden] { display: none; }
 .toolbar { margin: 1em 0; }
+.warning { border: 3px solid #d9534f; background: #fdecea; color: #611a15; padding: 10px 14px;
+           border-radius: 6px; font-size: 1.15em; margin-bottom: 1em; }
 """
 
 SCRIPT = r"""
@@ -42,6 +47,7 @@ SCRIPT = r"""
 const data = JSON.parse(document.getElementById("leukosk-data").textContent);
 const cells = data.cells;
 const chosen = new Map();   // index -> class the technologist chose
+const grids = new Map();    // class -> the grid of its thumbnails
 let current = null;
 
 function labelOf(i) { return chosen.has(i) ? chosen.get(i) : cells[i].predicted; }
@@ -57,12 +63,11 @@ function wilson(k, n, z) {
 function fmt(x) { return (100 * x).toFixed(1); }
 
 function differential() {
-  const n = cells.length, counts = {};
-  data.classes.forEach(c => { counts[c] = 0; });
-  cells.forEach((cell, i) => { counts[labelOf(i)] += 1; });
+  const n = cells.length, counts = new Map(data.classes.map(c => [c, 0]));
+  cells.forEach((cell, i) => { counts.set(labelOf(i), counts.get(labelOf(i)) + 1); });
   return data.classes.map(c => {
-    const [low, high] = wilson(counts[c], n, data.z);
-    return {cls: c, count: counts[c], share: n ? counts[c] / n : 0, low: low, high: high};
+    const k = counts.get(c), [low, high] = wilson(k, n, data.z);
+    return {cls: c, count: k, share: n ? k / n : 0, low: low, high: high};
   });
 }
 
@@ -97,7 +102,7 @@ function mark(i) {
     note.textContent = !chosen.has(i) ? "" :
       (label === cells[i].predicted ? `\u2713 ${label}` : `\u2192 ${label}`);
     if (el.classList.contains("cell")) {   // move the thumbnail to its class
-      document.querySelector(`.grid[data-class="${CSS.escape(label)}"]`).appendChild(el);
+      grids.get(label).appendChild(el);
     }
   });
 }
@@ -122,9 +127,9 @@ function openPicker(i) {
 
 function closePicker() { document.getElementById("picker").hidden = true; current = null; }
 
-function csvField(text) {
+function csvField(text) {   // as leukosk.utils._output.csv_cell: names come encoded
   let value = String(text);
-  if (/^[=+\-@\t\r]/.test(value)) { value = "'" + value; }  // no spreadsheet formulas
+  if (/^[=+\-@\t\r']/.test(value)) { value = "'" + value; }  // no spreadsheet formulas
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
@@ -208,6 +213,7 @@ function build() {
     const grid = document.createElement("div");
     grid.className = "grid";
     grid.dataset.class = c;
+    grids.set(c, grid);
     group.appendChild(grid);
     groups.appendChild(group);
     const button = text("button", c);
@@ -216,10 +222,7 @@ function build() {
     button.addEventListener("click", () => choose(c));
     picker.appendChild(button);
   });
-  data.order.forEach(i => {
-    document.querySelector(`.grid[data-class="${CSS.escape(cells[i].predicted)}"]`)
-      .appendChild(thumbnail(i));
-  });
+  data.order.forEach(i => { grids.get(cells[i].predicted).appendChild(thumbnail(i)); });
   document.getElementById("undo").addEventListener("click", () => choose(null));
   document.getElementById("close").addEventListener("click", closePicker);
   document.getElementById("download").addEventListener("click", download);

@@ -2,7 +2,9 @@
 
 Each of these is done in one place, here:
 
-* :func:`atomic_path` writes a file whole or not at all;
+* :func:`atomic_path` writes a file whole or not at all, and
+  :func:`atomic_paths` files that belong together (a model and its card)
+  all or none;
 * :func:`writer_tempdir` and :func:`remove_dead_temps` make the temporary
   folders of a writer and remove those that killed writers left behind
   (their names hold the writer's process id);
@@ -24,11 +26,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
-__all__ = ["atomic_path", "writer_tempdir", "remove_dead_temps", "dead_writer", "writer_id",
+__all__ = ["atomic_path", "atomic_paths", "writer_tempdir", "remove_dead_temps", "dead_writer", "writer_id",
            "read_tensors", "read_safetensors_metadata", "sha256_file", "sha256_bytes"]
 
 #: Bytes read at a time by :func:`sha256_file`.
 CHUNK = 1 << 20
+#: The start of the name of :func:`atomic_paths`' staging folder.
+_TOGETHER = ".leukosk-together-"
 
 
 def _umask():
@@ -172,6 +176,74 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _keep_copy(path, copy):
+    """``copy`` holds ``path``'s content (a hard link where possible)."""
+    try:
+        os.link(path, copy)
+    except OSError:
+        shutil.copy2(path, copy)
+
+
+def _install(temps, paths, previous):
+    """Move each of ``temps`` to its path, in order; if one move fails, undo
+    those made (the previous files, kept in ``previous``, come back)."""
+    done = []
+    try:
+        for tmp, path in zip(temps, paths):
+            old = previous / path.name if path.exists() else None
+            if old is not None:
+                _keep_copy(path, old)
+            os.replace(tmp, path)
+            done.append((path, old))
+    except BaseException:
+        for path, old in reversed(done):
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(old, path)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths):
+    """Yield temporary paths for files that belong together; on success they
+    are moved into place, in the order given, all or none.
+
+    The paths must share a folder. The temporary files are written in a
+    staging folder inside it; nothing is moved until all are written, and
+    if a move fails, the moves made are undone: the folder never pairs a new
+    file with an old one of the set (a model with the card of another).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from leukosk.utils._files import atomic_paths
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     card, model = pathlib.Path(d, "card.json"), pathlib.Path(d, "model.bin")
+    ...     with atomic_paths(card, model) as (card_tmp, model_tmp):
+    ...         _ = card_tmp.write_text("{}"), model_tmp.write_bytes(b"weights")
+    ...     sorted(p.name for p in pathlib.Path(d).iterdir())
+    ['card.json', 'model.bin']
+    """
+    paths = [Path(p) for p in paths]
+    folder = paths[0].parent
+    if any(p.parent != folder for p in paths) or len({p.name for p in paths}) < len(paths):
+        raise ValueError("atomic_paths writes distinct files of one folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(folder, _TOGETHER)
+    staging = writer_tempdir(folder, _TOGETHER)
+    try:
+        (staging / "previous").mkdir()
+        temps = [staging / p.name for p in paths]
+        yield temps
+        for tmp in temps:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        _install(temps, paths, staging / "previous")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _detail(exc, limit=200):

@@ -14,8 +14,11 @@ enforced here once:
   in it is one the command wrote there (its manifest, ``.leukosk-written.json``,
   says so), so no file leukosk did not write is ever lost; an output folder
   named through a symbolic link is written through the link;
-* text from files and models is escaped for CSV (:func:`csv_cell`) and for the
-  terminal (:func:`printable`).
+* a name (of a file, a class, a folder) has one encoding, in CSV and JSON
+  and on the review page (:func:`encode_name`), read back exactly
+  (:func:`decode_name`), and is shown so on the terminal (:func:`printable`); CSV cells are guarded against spreadsheet
+  formulas by an apostrophe that reading removes (:func:`csv_cell`,
+  :func:`csv_text`).
 """
 
 import contextlib
@@ -32,8 +35,8 @@ from pathlib import Path
 from ._files import _umask, atomic_path, remove_dead_temps, writer_tempdir
 
 __all__ = ["safe_name", "output_path", "check_output_folder", "check_output_file",
-           "replaced_folder", "csv_cell", "csv_text", "printable", "unicode_text",
-           "write_csv"]
+           "replaced_folder", "csv_cell", "csv_text", "printable", "encode_name",
+           "decode_name", "write_csv"]
 
 _UNSAFE = re.compile(r"[^\w.+=@,-]", re.ASCII)
 _MAX_NAME = 80
@@ -42,67 +45,132 @@ _STAGING = ".leukosk-staging-"
 _MANIFEST = ".leukosk-written.json"
 
 
-def printable(text):
-    """``text`` (a name from a file or a model) safe to show on a terminal.
-
-    Control characters (escape sequences among them) are shown as Python
-    escapes, and bytes of file names that are not valid UTF-8 as ``\\xNN``.
-
-    Examples
-    --------
-    >>> from leukosk.utils._output import printable
-    >>> printable("cell\\x1b]0;owned\\x07.jpg")
-    'cell\\\\x1b]0;owned\\\\x07.jpg'
-    """
-    text = os.fsencode(text).decode("utf-8", "backslashreplace") if isinstance(
-        text, (str, os.PathLike)) else str(text)
-    return "".join(ch if unicodedata.category(ch)[0] != "C" or ch == " "
-                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+def _text(name):
+    return os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
 
 
-def csv_cell(text):
-    """``text`` as a CSV cell a spreadsheet shows as text, never runs.
-
-    Cells starting with ``=``, ``+``, ``-``, ``@`` (a formula in Excel or
-    LibreOffice) get a leading apostrophe; control characters are escaped as
-    in :func:`printable`.
-
-    Examples
-    --------
-    >>> from leukosk.utils._output import csv_cell
-    >>> csv_cell("=HYPERLINK(\\"http://x\\")"), csv_cell("cell1.jpg")
-    ('\\'=HYPERLINK("http://x")', 'cell1.jpg')
-    """
-    text = printable(text)
-    return "'" + text if text.startswith(_FORMULA) else text
+def _escaped(ch, backslash="\\\\"):
+    """One character of :func:`encode_name`'s text (of :func:`printable`'s
+    with ``backslash="\\\\"``)."""
+    code = ord(ch)
+    if ch == "\\":
+        return backslash
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode reads it
+        return f"\\x{code - 0xDC00:02x}"
+    if unicodedata.category(ch)[0] != "C":
+        return ch
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def csv_text(cell):
-    """A cell read back as its text: without the apostrophe that
-    :func:`csv_cell` (and the review page) put before a formula's first
-    character; every other cell unchanged.
+def encode_name(name):
+    r"""A file name (or any text from a file or a model) as printable Unicode.
 
-    Examples
-    --------
-    >>> from leukosk.utils._output import csv_cell, csv_text
-    >>> csv_text(csv_cell("=1+2")), csv_text("'quoted"), csv_text("cell1.jpg")
-    ('=1+2', "'quoted", 'cell1.jpg')
-    """
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA) else cell
-
-
-def unicode_text(name):
-    """A file name as valid Unicode (bytes that are not UTF-8 as ``\\xNN``),
-    for JSON, which cannot hold the surrogates Python reads such bytes as.
+    The one encoding of names that leukosk writes, in CSV, in JSON and on
+    the review page (and, but for a backslash kept single, on the terminal:
+    :func:`printable`), and that :func:`decode_name` reads back exactly: a backslash is doubled, bytes that are not UTF-8 are written
+    ``\xNN`` (NN from 80 to ff), control and other invisible characters
+    ``\xNN`` (below 80), ``\uNNNN`` or ``\UNNNNNNNN``; every other
+    character is itself.
 
     Examples
     --------
     >>> import os
-    >>> from leukosk.utils._output import unicode_text
-    >>> unicode_text(os.fsdecode(b"cell\\xff.png"))
-    'cell\\\\xff.png'
+    >>> from leukosk.utils._output import encode_name
+    >>> print(encode_name(os.fsdecode(b"cell\xff.png")), encode_name("a\\b\x1b.jpg"))
+    cell\xff.png a\\b\x1b.jpg
     """
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(map(_escaped, _text(name)))
+
+
+_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(\\))|\\")
+
+
+def _unescaped(match):
+    byte, short, long, backslash = match.groups()
+    if backslash:
+        return "\\"
+    if byte:
+        code = int(byte, 16)
+        return chr(code if code < 0x80 else 0xDC00 + code)  # os.fsdecode's form
+    if short or long:
+        return chr(int(short or long, 16))
+    raise ValueError(f"{encode_name(match.string)!r} has a backslash that escapes "
+                     "nothing: a backslash of a name is written \\\\.")
+
+
+def decode_name(text):
+    r"""The name :func:`encode_name` wrote as ``text``, exactly (a file name
+    whose bytes are not UTF-8 as :func:`os.fsdecode` reads it).
+
+    Raises
+    ------
+    ValueError
+        ``text`` holds a backslash that starts no escape.
+
+    Examples
+    --------
+    >>> import os
+    >>> from leukosk.utils._output import decode_name, encode_name
+    >>> name = os.fsdecode(b"a\\x\xff\x00.png")
+    >>> decode_name(encode_name(name)) == name, decode_name(r"cell\xff.png") == os.fsdecode(b"cell\xff.png")
+    (True, True)
+    """
+    return _ESCAPE.sub(_unescaped, text)
+
+
+def printable(text):
+    r"""``text`` (a name from a file or a model, a message) safe to show on a
+    terminal: :func:`encode_name`'s escapes (control characters, escape
+    sequences among them, as ``\x1b``, bytes that are not valid UTF-8 as
+    ``\xNN``) but a backslash kept single, so that text already printable,
+    an encoded name in a message among it, is shown unchanged.
+
+    Examples
+    --------
+    >>> from leukosk.utils._output import printable
+    >>> print(printable("cell\x1b]0;owned\x07.jpg"), printable(printable("a\\b\x00")))
+    cell\x1b]0;owned\x07.jpg a\b\x00
+    """
+    return "".join(_escaped(ch, "\\") for ch in _text(text))
+
+
+def _guarded(text):
+    """Whether a cell holding ``text`` starts with the apostrophe of :func:`csv_cell`."""
+    return text.startswith(_FORMULA) or text.startswith("'")
+
+
+def csv_cell(text):
+    r"""``text`` as a CSV cell a spreadsheet shows as text, never runs.
+
+    The text is :func:`encode_name`'s; a cell starting with ``=``, ``+``,
+    ``-``, ``@`` (a formula in Excel or LibreOffice) or an apostrophe gets a
+    leading apostrophe, which :func:`csv_text` removes: the two are inverses.
+
+    Examples
+    --------
+    >>> from leukosk.utils._output import csv_cell
+    >>> csv_cell('=HYPERLINK("http://x")'), csv_cell("cell1.jpg"), csv_cell("'=x")
+    ('\'=HYPERLINK("http://x")', 'cell1.jpg', "''=x")
+    """
+    text = encode_name(text)
+    return "'" + text if _guarded(text) else text
+
+
+def csv_text(cell):
+    """A cell read back as the text :func:`csv_cell` was given: without the
+    apostrophe it put before a formula's first character or an apostrophe
+    (the review page writes cells the same way), escapes decoded
+    (:func:`decode_name`).
+
+    Examples
+    --------
+    >>> from leukosk.utils._output import csv_cell, csv_text
+    >>> csv_text(csv_cell("=1+2")), csv_text(csv_cell("'=x")), csv_text("'quoted")
+    ('=1+2', "'=x", "'quoted")
+    """
+    return decode_name(cell[1:] if cell.startswith("'") and _guarded(cell[1:]) else cell)
 
 
 def safe_name(text):
@@ -182,7 +250,7 @@ def check_output_folder(out, inputs=(), option="--out"):
     ...     check_output_folder(d, [pathlib.Path(d) / "cells"])
     Traceback (most recent call last):
     ...
-    ValueError: --out ... contains the input .../cells: ...
+    ValueError: --out ... contains the input .../cells, ...
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -196,11 +264,13 @@ def check_output_folder(out, inputs=(), option="--out"):
                 f"{option} {printable(out)} is inside the input {printable(item)}: "
                 "its files would be read as input the next time. Name a folder "
                 "outside the input folders.")
-        if _inside(source, resolved):
+        # a missing input is the reading's error ("no folder at ..."), not this
+        if _inside(source, resolved) and os.path.lexists(item):
             raise ValueError(
-                f"{option} {printable(out)} contains the input {printable(item)}: "
-                "the output folder is replaced as a whole, which would delete the "
-                "input. Name a folder that neither lies inside nor contains an input.")
+                f"{option} {printable(out)} contains the input {printable(item)}, "
+                "which writing the output would overwrite or delete (an output "
+                "folder is replaced as a whole). Name a folder that neither lies "
+                "inside nor contains an input.")
     _check_writable(out, option)
     return out
 
