@@ -215,7 +215,8 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
                                   set=[encode_name(c) for c in row["set"]])
                              for row in count.referred],
                 "lab_shift": {key: shift.get(key) for key in
-                              ("score", "threshold", "shifted")}}
+                              ("score", "threshold", "unsure", "unsure_threshold",
+                               "shifted")}}
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
     return paths

@@ -19,6 +19,18 @@ The score's scale is the model's own, so each model carries a threshold,
 calibrated on folders of held-out images of its training lab
 (:func:`calibrate_lab_shift`): the shipped models store theirs in their
 ``meta["lab_shift"]``.
+
+The statistics see colour and texture only. Images of the same analyser at
+another hospital (the same optics and camera, a similar stain) can keep them
+in the training range while the cells still look unlike the training cells to
+the rest of the network: such a folder passed unwarned (issue 28's lab B, a
+score of 0.034 against V3's threshold of 0.049, where V3 was right on 58 % of
+the cells). So the monitor also measures the model's own doubt, the
+*unsureness* of a folder: the mean over its images of one minus the largest
+class probability. A folder is flagged when either the score or the
+unsureness exceeds its threshold (``lab_shift_unsure_threshold_``, calibrated
+the same way), so that a lab missed by the statistics is caught by the
+model's doubt, and the other way round.
 """
 
 import warnings
@@ -30,7 +42,8 @@ from sklearn.utils import Bunch, check_random_state
 from torch import nn
 
 __all__ = ["LabShiftWarning", "LabShiftMonitor", "lab_shift_score",
-           "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift", "MIN_IMAGES",
+           "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift",
+           "lab_shift_reasons", "MIN_IMAGES",
            "LAYERS"]
 
 #: Fewest images for a verdict: fewer give too noisy a score.
@@ -42,6 +55,13 @@ LAYERS = 3
 
 class LabShiftWarning(UserWarning):
     """The images do not look like those the model was trained on."""
+
+
+def _last_linear(module):
+    """The layer whose outputs are the class scores (the network's last
+    fully connected layer)."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
 
 
 def _norms(module, layers=None):
@@ -71,6 +91,9 @@ class LabShiftMonitor:
     score : float
         Mean over the layers and their channels of the KL divergence of the
         training statistics' Gaussian from the images' (0 where equal).
+    unsure : float
+        Mean over the images (views, under TTA) of one minus the largest
+        class probability.
     n_images : int
 
     Examples
@@ -100,7 +123,13 @@ class LabShiftMonitor:
         self.per_image = per_image
         self._sums = [[] for _ in self.norms]  # per layer: (n or 1, 2, channels)
         self._counts = []
+        self._doubt = []  # per batch: each image's 1 - top probability, or their sum
+        self._head = _last_linear(clf._plain_module())
         self._handles = []
+
+    def _record_doubt(self, layer, inputs, output):
+        doubt = 1 - torch.softmax(output.detach().float(), dim=1).amax(dim=1).double().cpu()
+        self._doubt.append(doubt if self.per_image else doubt.sum()[None])
 
     def _hook(self, index):
         def record(norm, inputs, output):
@@ -118,6 +147,8 @@ class LabShiftMonitor:
     def __enter__(self):
         self._handles = [norm.register_forward_hook(self._hook(i))
                          for i, norm in enumerate(self.norms)]
+        if self._head is not None:
+            self._handles.append(self._head.register_forward_hook(self._record_doubt))
         return self
 
     def __exit__(self, *exc):
@@ -156,6 +187,21 @@ class LabShiftMonitor:
         (NaN if none were seen)."""
         return self.subset_score()
 
+    def subset_unsure(self, index=None):
+        """The unsureness of the images ``index`` only (``per_image=True``)."""
+        if not self._doubt:
+            return float("nan")
+        doubt = torch.cat(self._doubt)
+        if index is not None and self.per_image:
+            return float(doubt[torch.as_tensor(np.asarray(index))].mean())
+        return float(doubt.sum() / self.n_images)
+
+    @property
+    def unsure(self):
+        """Mean over the images seen of one minus the top class probability
+        (NaN if none were seen)."""
+        return self.subset_unsure()
+
 
 def lab_shift_score(clf, X):
     """How far the images ``X`` are from the model's training statistics.
@@ -188,20 +234,26 @@ def lab_shift_score(clf, X):
     return monitor.score
 
 
-def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
-                        margin=2.0, random_state=0):
-    """A threshold from random folders of held-out images of the training lab.
+def calibrate_lab_shift(clf, X, *, groups=None, n_images=100, n_folders=200,
+                        quantile=0.99, margin=2.0, random_state=0):
+    """Thresholds from random folders of held-out images of the training labs.
 
-    Each image is run once; folder scores come from sums over random subsets
-    of ``n_images`` images. The threshold is ``margin`` times the
-    ``quantile`` of those scores, so that folders of the training lab stay
-    below it (about ``1 - quantile`` of them above before the margin).
+    Each image is run once; folder scores and unsureness come from random
+    subsets of ``n_images`` images (drawn within one group, where ``groups``
+    names each image's lab). Each threshold is ``margin`` times the
+    ``quantile`` of its folders' values (the largest over the groups), so that
+    folders of every training lab stay below it (about ``1 - quantile`` of
+    them above before the margin).
 
     Parameters
     ----------
     clf : fitted VGG19LeukocyteClassifier (with batch norm)
-    X : held-out images of the training lab (never trained on)
+    X : held-out images of the training lab(s) (never trained on)
+    groups : array-like of shape (n,), default=None
+        Each image's training lab (source), for a model trained on several:
+        a folder holds one lab's images.
     n_images, n_folders : int, default=100, 200
+        ``n_folders`` per group.
     quantile : float, default=0.99
     margin : float, default=2.0
     random_state : int, RandomState or None, default=0
@@ -209,8 +261,8 @@ def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
     Returns
     -------
     Bunch
-        ``threshold``, ``scores`` (the folders'), ``n_images``, ``quantile``,
-        ``margin``.
+        ``threshold``, ``scores`` (the folders'), ``unsure_threshold``,
+        ``unsure`` (the folders'), ``n_images``, ``quantile``, ``margin``.
 
     Examples
     --------
@@ -224,8 +276,13 @@ def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
     >>> result.scores.shape, bool(result.threshold > result.scores.max())
     ((20,), True)
     """
-    if n_images > len(X):
-        raise ValueError(f"n_images={n_images} but only {len(X)} held-out images.")
+    groups = np.zeros(len(X), int) if groups is None else np.asarray(groups)
+    if len(groups) != len(X):
+        raise ValueError(f"groups names {len(groups)} images, X holds {len(X)}.")
+    labs, sizes = np.unique(groups, return_counts=True)
+    if n_images > sizes.min():
+        raise ValueError(f"n_images={n_images} but only {sizes.min()} held-out images"
+                         f"{'' if len(labs) == 1 else f' of {labs[sizes.argmin()]}'}.")
     tta = clf.tta
     clf.set_params(tta=False)  # one view per image, so that rows are images
     try:
@@ -234,15 +291,20 @@ def calibrate_lab_shift(clf, X, *, n_images=100, n_folders=200, quantile=0.99,
     finally:
         clf.set_params(tta=tta)
     rng = check_random_state(random_state)
-    scores = np.array([monitor.subset_score(rng.choice(len(X), n_images, replace=False))
-                       for _ in range(n_folders)])
-    threshold = margin * float(np.quantile(scores, quantile))
-    return Bunch(threshold=threshold, scores=scores, n_images=n_images,
-                 quantile=quantile, margin=margin)
+    folders = [[rng.choice(np.flatnonzero(groups == lab), n_images, replace=False)
+                for _ in range(n_folders)] for lab in labs]
+    scores = np.array([[monitor.subset_score(f) for f in lab] for lab in folders])
+    unsure = np.array([[monitor.subset_unsure(f) for f in lab] for lab in folders])
+
+    def limit(values):
+        return margin * float(np.quantile(values, quantile, axis=1).max())
+    return Bunch(threshold=limit(scores), scores=scores.ravel(),
+                 unsure_threshold=limit(unsure), unsure=unsure.ravel(),
+                 n_images=n_images, quantile=quantile, margin=margin)
 
 
 def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
-                    where="these images"):
+                    unsure=None, unsure_threshold=None, where="these images"):
     """Warn (:class:`LabShiftWarning`) when images do not look like the training lab.
 
     Parameters
@@ -258,14 +320,21 @@ def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
     threshold : float, optional
         Default: the model's ``lab_shift_threshold_`` (shipped models carry
         one); without either, nothing is checked.
+    unsure : float, optional
+        The unsureness already gathered (:attr:`LabShiftMonitor.unsure`).
+    unsure_threshold : float, optional
+        Default: the model's ``lab_shift_unsure_threshold_`` where it has
+        one; without either, the unsureness is not checked.
     where : str
         Names the images in the warning (a folder, say).
 
     Returns
     -------
     Bunch
-        ``score``, ``threshold``, ``shifted`` (True, False, or None where no
-        verdict is possible: no threshold, or fewer than ``MIN_IMAGES``).
+        ``score``, ``threshold``, ``unsure``, ``unsure_threshold``,
+        ``shifted`` (True where the score or the unsureness is above its
+        threshold, False, or None where no verdict is possible: no
+        threshold, or fewer than ``MIN_IMAGES``).
 
     Examples
     --------
@@ -280,23 +349,48 @@ def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
     """
     threshold = threshold if threshold is not None else getattr(
         clf, "lab_shift_threshold_", None)
+    unsure_threshold = unsure_threshold if unsure_threshold is not None else getattr(
+        clf, "lab_shift_unsure_threshold_", None)
     if n_images is None:
         n_images = None if X is None else len(X)
     if score is None and X is not None and threshold is not None:
-        score = lab_shift_score(clf, X)
+        with LabShiftMonitor(clf) as monitor:
+            clf.predict_proba(X)
+        score, unsure = monitor.score, monitor.unsure
     shifted = None
     if threshold is not None and score is not None and (n_images or 0) >= MIN_IMAGES:
-        shifted = bool(score > threshold)
+        reasons = lab_shift_reasons(score, threshold, unsure, unsure_threshold)
+        shifted = bool(reasons)
     if shifted:
         warnings.warn(
-            f"{where} do not look like the images this model was trained on (lab-shift "
-            f"score {score:.3g} > {threshold:.3g}: another stain, camera or "
-            "magnification). Its accuracy here is unmeasured and its probabilities "
-            "and referrals may be confidently wrong. Check a few cells by eye, and "
-            "adapt the model with about ten labelled cells per class "
-            "(leukosk.protocols.few_shot_classifier; see 'Using leukosk on your "
-            "lab's images').", LabShiftWarning, stacklevel=2)
-    return Bunch(score=score, threshold=threshold, shifted=shifted)
+            f"{where} do not look like the images this model was trained on "
+            f"({' and '.join(reasons)}). Its accuracy here is unmeasured and its "
+            "probabilities and referrals may be confidently wrong. Check a few cells "
+            "by eye, and adapt the model with about ten labelled cells per class "
+            "(leukosk adapt, or leukosk.protocols.few_shot_classifier; see 'Using "
+            "leukosk on your lab's images').", LabShiftWarning, stacklevel=2)
+    return Bunch(score=score, threshold=threshold, unsure=unsure,
+                 unsure_threshold=unsure_threshold, shifted=shifted)
+
+
+def lab_shift_reasons(score, threshold, unsure, unsure_threshold):
+    """Why a folder is flagged, in words (an empty list where it is not).
+
+    Examples
+    --------
+    >>> from leukosk.domain import lab_shift_reasons
+    >>> lab_shift_reasons(0.01, 0.05, 0.3, 0.1)
+    ['the model is unsure: mean 1 - top probability 0.3 > 0.1, more than on any folder of its training labs']
+    """
+    reasons = []
+    if score > threshold:
+        reasons.append(f"lab-shift score {score:.3g} > {threshold:.3g}: another stain, "
+                       "camera or magnification")
+    if unsure_threshold is not None and unsure is not None and unsure > unsure_threshold:
+        reasons.append(f"the model is unsure: mean 1 - top probability {unsure:.3g} > "
+                       f"{unsure_threshold:.3g}, more than on any folder of its "
+                       "training labs")
+    return reasons
 
 
 @contextmanager
@@ -335,11 +429,11 @@ def watch_lab_shift(clf, n_images, *, where="these images"):
     False
     """
     verdict = Bunch(score=None, threshold=getattr(clf, "lab_shift_threshold_", None),
-                    shifted=None)
+                    unsure=None, unsure_threshold=None, shifted=None)
     if verdict.threshold is None or not _norms(clf._plain_module()):
         yield verdict
         return
     with LabShiftMonitor(clf) as monitor:
         yield verdict
-    verdict.update(check_lab_shift(clf, score=monitor.score, n_images=n_images,
-                                   where=where))
+    verdict.update(check_lab_shift(clf, score=monitor.score, unsure=monitor.unsure,
+                                   n_images=n_images, where=where))

@@ -144,3 +144,65 @@ def test_cli_predict_warns_once_on_another_labs_folder(fitted, tmp_path, capsys)
     assert runs["same"][2] == []
     assert len(runs["other"][2]) == 1 and "do not look like" in str(runs["other"][2][0].message)
     assert len(runs["other"][1].splitlines()) == len(held_out) + 1
+
+
+# -- issue 28: the model's doubt, the second channel of the warning -----------------------
+
+def test_unsureness_is_the_mean_of_one_minus_the_top_probability(fitted):
+    clf, held_out = fitted
+    with LabShiftMonitor(clf, per_image=True) as monitor:
+        proba = clf.predict_proba(held_out)
+    doubt = 1 - proba.max(axis=1)
+    assert monitor.unsure == pytest.approx(doubt.mean(), abs=1e-5)
+    assert monitor.subset_unsure([0, 5]) == pytest.approx(doubt[[0, 5]].mean(), abs=1e-5)
+
+
+def test_a_folder_the_statistics_pass_is_flagged_by_the_models_doubt(fitted):
+    """Lab B of issue 28: a score under its threshold, but a model unsure of
+    its cells. Either channel flags the folder, and the warning says which."""
+    clf, held_out = fitted
+    with LabShiftMonitor(clf) as monitor:
+        clf.predict_proba(held_out)
+    with pytest.warns(LabShiftWarning, match="the model is unsure") as caught:
+        verdict = check_lab_shift(clf, score=monitor.score, unsure=monitor.unsure,
+                                  n_images=len(held_out), threshold=monitor.score * 10,
+                                  unsure_threshold=monitor.unsure / 2)
+    assert verdict.shifted and "lab-shift score" not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = check_lab_shift(clf, score=monitor.score, unsure=monitor.unsure,
+                                n_images=len(held_out), threshold=monitor.score * 10,
+                                unsure_threshold=monitor.unsure * 2)
+    assert quiet.shifted is False
+
+
+def test_calibration_draws_each_folder_from_one_source(fitted):
+    clf, held_out = fitted
+    shifted = other_lab(held_out)
+    X = np.concatenate([held_out, shifted])
+    groups = np.repeat(["a", "b"], len(held_out))
+    both = calibrate_lab_shift(clf, X, groups=groups, n_images=20, n_folders=10)
+    alone = calibrate_lab_shift(clf, held_out, n_images=20, n_folders=10)
+    assert both.scores.shape == (20,) and both.unsure.shape == (20,)
+    # the shifted source's folders set the threshold: far above the plain lab's
+    assert both.threshold > 3 * alone.threshold
+    assert both.unsure_threshold >= alone.unsure_threshold
+    with pytest.raises(ValueError, match="only 20 held-out images of b"):
+        calibrate_lab_shift(clf, X[:80], groups=groups[:80], n_images=21)
+
+
+def test_both_thresholds_are_saved_and_a_bad_one_is_refused(fitted, tmp_path):
+    clf, _ = fitted
+    model = VGG19LeukocyteClassifier.load(_save(clf, tmp_path / "m.safetensors"))
+    model.lab_shift_threshold_, model.lab_shift_unsure_threshold_ = 0.05, 0.12
+    again = VGG19LeukocyteClassifier.load(model.save(tmp_path / "t.safetensors"))
+    assert (again.lab_shift_threshold_, again.lab_shift_unsure_threshold_) == (0.05, 0.12)
+    model.lab_shift_unsure_threshold_ = float("nan")
+    with pytest.raises(ValueError, match="lab_shift_unsure_threshold=nan"):
+        model.save(tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
+def _save(clf, path):
+    clf.save(path)
+    return path

@@ -24,7 +24,7 @@ from skorch.utils import is_dataset, to_device, to_tensor
 from ..augmentation._augment import TrainingAugmentation, split_augmented
 from ..callbacks._checkpoint import AtomicCheckpoint
 from ..io._checkpoint import checkpoint_owner, data_fingerprint, load_checkpoint
-from ..io._model_file import read_model_file, save_model_file
+from ..io._model_file import LAB_SHIFT_FIELDS, read_model_file, save_model_file
 from ..nn._vgg import LeukocyteVGG, check_network, decode_size
 from ..utils._images import check_images
 from ..utils._labels import (check_same_classes, check_source, check_targets, class_weights,
@@ -253,6 +253,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         lab-shift score above which :func:`leukosk.domain.check_lab_shift`
         and ``leukosk predict``/``count`` warn that images do not look like
         the training lab's. Saved and loaded with the model.
+    lab_shift_unsure_threshold_ : float
+        Only where set (with the other): the unsureness (mean of one minus
+        the top probability) above which a folder is flagged as well.
     augmentation_ : TrainingAugmentation or None
         The augmenter the last fit trained with and its random generator.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -750,8 +753,9 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         self.check_is_fitted()
         network = dict(self.network_settings(),
                        preprocessing=self._plain_module().preprocess.describe())
-        if getattr(self, "lab_shift_threshold_", None) is not None:
-            network["lab_shift_threshold"] = float(self.lab_shift_threshold_)
+        for name in LAB_SHIFT_FIELDS:
+            if getattr(self, f"{name}_", None) is not None:
+                network[name] = float(getattr(self, f"{name}_"))
         save_model_file(path, self._plain_module().state_dict(),
                         self.get_params(deep=False), self.classes_,
                         self.history_.to_list(), __version__, network=network,
@@ -798,7 +802,7 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
                              f"describe ({str(exc).splitlines()[0]}); save the model "
                              "again.") from exc
         model.history_ = History(history)
-        threshold = (network or {}).get("lab_shift_threshold")  # checked on reading
-        if threshold is not None:
-            model.lab_shift_threshold_ = float(threshold)
+        for name in LAB_SHIFT_FIELDS:  # checked on reading
+            if (network or {}).get(name) is not None:
+                setattr(model, f"{name}_", float(network[name]))
         return model

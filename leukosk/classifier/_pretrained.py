@@ -55,6 +55,8 @@ def load_pretrained(weights="DEFAULT", **params):
     clf = VGG19LeukocyteClassifier.load(member.verify(), **params)
     if "lab_shift" in member.meta:
         clf.lab_shift_threshold_ = member.meta["lab_shift"]["threshold"]
+        if "unsure_threshold" in member.meta["lab_shift"]:
+            clf.lab_shift_unsure_threshold_ = member.meta["lab_shift"]["unsure_threshold"]
     return clf
 
 

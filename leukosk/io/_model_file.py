@@ -166,11 +166,11 @@ def save_model_file(path, state_dict, params, classes, history, version, network
     """
     from safetensors.torch import save_file
 
-    problem = _threshold_problem((network or {}).get("lab_shift_threshold"))
+    problem = _thresholds_problem(network or {})
     if problem is not None:  # refused now, not by the load of the file written
-        raise ValueError(f"not saved: {problem} (lab_shift_threshold_); calibrate it "
-                         "again (leukosk.domain.calibrate_lab_shift, margin > 0) or "
-                         "delete it.")
+        raise ValueError(f"not saved: {problem} (lab_shift_threshold_ or "
+                         "lab_shift_unsure_threshold_); calibrate it again "
+                         "(leukosk.domain.calibrate_lab_shift, margin > 0) or delete it.")
     config, not_saved = _config(params)
     metadata = {
         "format": FORMAT,
@@ -350,13 +350,26 @@ class ModelFileWeights(TrainedWeights):
         return self.name
 
 
-def _threshold_problem(threshold):
+#: The lab-shift thresholds a model file may carry in its network settings.
+LAB_SHIFT_FIELDS = ("lab_shift_threshold", "lab_shift_unsure_threshold")
+
+
+def _thresholds_problem(network):
+    """What is wrong with the lab-shift thresholds of ``network`` (None: nothing)."""
+    for name in LAB_SHIFT_FIELDS:
+        problem = _threshold_problem(network.get(name), name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _threshold_problem(threshold, name="lab_shift_threshold"):
     """What is wrong with a lab-shift threshold (None: nothing, or none
     given): the one check of :func:`save_model_file` and of reading."""
     if threshold is None or (not isinstance(threshold, bool) and isinstance(
             threshold, (int, float)) and 0 <= threshold < math.inf):
         return None
-    return f"lab_shift_threshold={threshold!r} is not a finite, non-negative number"
+    return f"{name}={threshold!r} is not a finite, non-negative number"
 
 
 def _check_network_fields(path, network):
@@ -369,7 +382,7 @@ def _check_network_fields(path, network):
             or not all(k in network for k in ("batch_norm", "image_size")):
         problem = "the network settings lack fields of the format"
     else:
-        problem = _threshold_problem(network.get("lab_shift_threshold"))
+        problem = _thresholds_problem(network)
     if problem is None:
         return
     raise ValueError(f"{str(path)!r} has broken network settings ({problem}); the "

@@ -184,11 +184,14 @@ def _lab_shift_warning(lab_shift):
     lab's (``lab_shift["shifted"]``); empty otherwise."""
     if not (lab_shift or {}).get("shifted"):
         return ""
+    from ..domain import lab_shift_reasons
+
+    reasons = lab_shift_reasons(lab_shift["score"], lab_shift["threshold"],
+                       lab_shift.get("unsure"), lab_shift.get("unsure_threshold"))
     return ('<div class="warning" id="lab-shift" role="alert"><strong>Warning: '
             "these images do not look like the images this model was trained "
-            f"on</strong> (lab-shift score {lab_shift['score']:.3g} &gt; "
-            f"{lab_shift['threshold']:.3g}: another stain, camera or "
-            "magnification). The model's accuracy here is unmeasured, and its "
+            f"on</strong> ({html.escape(' and '.join(reasons))}). "
+            "The model's accuracy here is unmeasured, and its "
             "classes, probabilities and referrals may be confidently wrong: check "
             "the cells by eye, and adapt the model to this lab's images before "
             "trusting this count.</div>\n")
