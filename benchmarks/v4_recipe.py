@@ -7,8 +7,9 @@ split (``random_state=0``, the split of V3, the bundled sample left out) and the
 options: start (V3's weights or random ones), epochs, learning rate, per-source
 class masks (``--mask``: a cell of the second source is scored over the classes
 its source has, so that its style never counts as evidence against the classes it
-lacks), source balance (``--balance``: each source weighs as much in the loss),
-label smoothing. It then scores PBC's 20 % side (accuracy and macro-F1), the
+lacks), source balance (on by default: each source weighs as much in the loss),
+colour jitter (the recipe's strong one, or V3's with ``--v3-colour``), label
+smoothing. The defaults are :func:`leukosk.protocols.leukosk2026_multi`'s. It then scores PBC's 20 % side (accuracy and macro-F1), the
 second source's 20 % side (the plain 8-class answer and the classes present),
 and each ``--lab`` folder (classes present and 8-class answer, no label and no
 setting), with how often the cells of each non-PBC set are called one of the
@@ -19,6 +20,10 @@ the model; ``--checkpoint DIR`` keeps one per epoch and resumes from it.
     python benchmarks/v4_recipe.py ../shared/data/PBC_dataset_normal_DIB \\
         --second ../shared/data/other_labs/raabin \\
         --lab ../shared/data/other_labs/tecom --epochs 3 --mask --name mask
+
+The short runs of issue 28 (``docs/results/v4_recipe_runs.jsonl``) were made
+before these defaults were set: their ``settings`` record ``mask`` and
+``strong_colour`` as given then.
 """
 
 import argparse
@@ -35,7 +40,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from leukosk.datasets import PBCDataWarning, load_pbc, sample_folder
 from leukosk.model_selection import score_present_classes, stratified_group_split
 from leukosk.nn._vgg import decode_size
-from leukosk.protocols import leukosk2026_multi
+from leukosk.protocols import lab_shift_augmentations, leukosk2026_multi
 
 SECOND_ONLY = ("erythroblast", "ig", "platelet")  # the classes Raabin lacks
 
@@ -51,9 +56,13 @@ def parse():
                    help="starting weights (a shipped model's name) or 'none'")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--no-mask", dest="mask", action="store_false")
+    p.add_argument("--mask", action="store_true",
+                   help="per-source class masks (source_classes='present')")
     p.add_argument("--no-balance", dest="balance", action="store_false")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--v3-colour", action="store_true",
+                   help="V3's colour and stain jitter instead of the recipe's strong "
+                        "one (the short runs logged strong_colour: false)")
     p.add_argument("--train-fraction", type=float, default=1.0)
     p.add_argument("--save", default=None)
     p.add_argument("--checkpoint", default=None)
@@ -93,6 +102,8 @@ def run(args):
     recipe = leukosk2026_multi(weights=init, random_state=0, mask=args.mask,
                                balance=args.balance, **params)
     clf = recipe.estimator
+    if args.v3_colour:
+        clf.set_params(augment=lab_shift_augmentations(random_state=0))
     size = decode_size(clf.image_size, clf.network_settings()["module"])
     pbc, second = load(args.data_dir, size), load(args.second, size)
     labs = {lab.rstrip("/").split("/")[-1]: load_pbc(lab, image_size=None, cache=False,
