@@ -109,13 +109,15 @@ def test_write_count_files_writes_the_tables_escaped(tmp_path):
     assert [row[0] for row in referred[1:]] == ["'=cmd.png", "b.png", "c\\xff.png"]
     document = json.loads(paths["json"].read_text())
     assert document["model"] == "model: m" and document["n_cells"] == 3
-    assert document["lab_shift"] == {"score": 0.01, "threshold": 0.05, "shifted": False}
+    assert document["lab_shift"] == {"score": 0.01, "threshold": 0.05, "unsure": None,
+                                     "unsure_threshold": None, "shifted": False}
     assert [row["name"] for row in document["referred"]] == ["=cmd.png", "b.png",
                                                              "c\\xff.png"]
     write_count_files(tmp_path, count)
     document = json.loads(paths["json"].read_text())
     assert document["model"] is None
-    assert document["lab_shift"] == {"score": None, "threshold": None, "shifted": None}
+    assert document["lab_shift"] == {"score": None, "threshold": None, "unsure": None,
+                                     "unsure_threshold": None, "shifted": None}
 
 
 def test_overlay_is_the_jet_colour_map_laid_over_the_image():
@@ -163,7 +165,8 @@ def test_write_grad_cam_overlays_decodes_each_image_once(model_and_images, tmp_p
     # stems that repeat: named by their path below the folder the images share
     assert f"cells_cell0.png_gradcam_{result.labels[0]}.png" in names[0]
     assert f"a_cell0.png_gradcam_{result.labels[-1]}.png" in names[-1]
-    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["overlays.csv"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        names + ["overlays.csv", ".leukosk-written.json"])  # and the manifest
     rows = list(csv.reader(result.listing.open(encoding="utf-8")))
     assert rows[0] == ["image", "overlay", "class"]
     assert [row[1] for row in rows[1:]] == names
@@ -175,7 +178,7 @@ def test_write_grad_cam_overlays_decodes_each_image_once(model_and_images, tmp_p
 
     again = write_grad_cam_overlays(clf, files[:2], out, target="platelet")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [p.name for p in again.overlays] + ["overlays.csv"])  # replaced whole
+        [p.name for p in again.overlays] + ["overlays.csv", ".leukosk-written.json"])
     assert set(again.labels) == {"platelet"}
     (out / "mine.txt").write_text("keep")
     with pytest.raises(ValueError, match="holds files this command did not write"):
