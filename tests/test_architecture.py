@@ -25,7 +25,7 @@ LAYERS = [
     ["nn"],
     ["callbacks"],
     ["classifier"],
-    ["uncertainty", "explain", "domain", "adapt", "model_selection"],
+    ["uncertainty", "explain", "domain", "adapt", "model_selection", "fields"],
     ["count", "reports"],
     ["review"],
     ["protocols"],
