@@ -52,12 +52,27 @@ _SAMPLE = "this model on the 160 bundled images (20 per class)"
 _TECOM = "300 images of another lab (Zheng et al. 2018, Dataset 1)"
 
 
+_PBC_LICENSE = ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief 30, "
+                "2020, doi:10.17632/snkd93bnjr.1); weights distributed with leukosk "
+                "(BSD-3-Clause)")
+_PBC_RAABIN_LICENSE = (
+    "trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief 30, 2020, "
+    "doi:10.17632/snkd93bnjr.1), and on Raabin-WBC images (Kouzehkanan et al., "
+    "Scientific Reports 12:1123, 2022, doi:10.1038/s41598-021-04426-x; a free-access "
+    "dataset whose exact terms of use are set on the Raabin data site and could not be "
+    "read offline when this model was made: check them before redistributing the "
+    "model, and cite both datasets wherever it is used); weights distributed with "
+    "leukosk (BSD-3-Clause)")
+
+
 def _pbc_64px_meta(*, recipe, summary, file_bytes, metrics, fit_minutes, thresholds,
                    width=0.25, view="centre", n_train=10082,
                    excluded="the 160 images of the bundled sample (kept unseen) and 12 "
                             "duplicate copies",
                    calibration="the 160 bundled images", lab_shift=None,
-                   machine="AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1"):
+                   machine="AMD EPYC, 2 cores (AVX2), no GPU; float32; torch 2.14.1",
+                   dataset="PBC (Acevedo et al. 2020), development part",
+                   license=_PBC_LICENSE):
     """``meta`` of a shipped VGG-19-BN at 64 px trained on PBC.
 
     What every such member shares (classes, input, network, data, machine,
@@ -78,15 +93,13 @@ def _pbc_64px_meta(*, recipe, summary, file_bytes, metrics, fit_minutes, thresho
         "architecture": {"batch_norm": True, "module": module},
         "recipe": recipe,
         "data": {"summary": summary,
-                 "dataset": "PBC (Acevedo et al. 2020), development part",
+                 "dataset": dataset,
                  "n_train": n_train, "excluded": excluded,
                  "file_bytes": file_bytes, "dtype": "float16"},
         "metrics": metrics,
         "machine": machine,
         "fit_minutes": fit_minutes,
-        "license": ("trained on PBC images, CC BY 4.0 (Acevedo et al., Data in Brief "
-                    "30, 2020, doi:10.17632/snkd93bnjr.1); weights distributed with "
-                    "leukosk (BSD-3-Clause)"),
+        "license": license,
         "conformal": {
             "description": "LAC thresholds (MAPIE SplitConformalClassifier) fitted "
                            f"on {calibration}",
