@@ -34,7 +34,7 @@ from sklearn.utils import Bunch
 
 from .utils._images import decode_image
 
-__all__ = ["find_white_cells"]
+__all__ = ["find_white_cells", "crop_cells", "field_cells", "classify_fields"]
 
 
 def _as_field(image):
@@ -182,3 +182,114 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
     return Bunch(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4)[order],
                  scores=np.asarray(scores, dtype=float)[order],
                  red_cell=red_cell * step, shape=field.shape[:2])
+
+
+def crop_cells(field, boxes, size):
+    """Square crops of ``field`` at ``boxes``, each resized to ``size`` px.
+
+    A box that reaches past the field (a cell at its border) is completed
+    with the field's edge pixels, so that every crop is square and the cell
+    keeps its proportions.
+
+    Parameters
+    ----------
+    field : ndarray of shape (H, W, 3), uint8
+    boxes : ndarray of shape (n, 4)
+        ``x0, y0, x1, y1`` in pixels (:func:`find_white_cells`).
+    size : int
+
+    Returns
+    -------
+    ndarray of shape (n, size, size, 3), uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.fields import crop_cells
+    >>> field = np.zeros((40, 60, 3), np.uint8)
+    >>> crop_cells(field, np.array([[50.0, 0.0, 70.0, 30.0]]), 16).shape
+    (1, 16, 16, 3)
+    """
+    from PIL import Image
+
+    field = _as_field(field)
+    crops = np.empty((len(boxes), size, size, 3), np.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=float)):
+        side = max(x1 - x0, y1 - y0, 1.0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+        right, bottom = left + int(round(side)), top + int(round(side))
+        pad = max(0, -left, -top, right - field.shape[1], bottom - field.shape[0])
+        padded = np.pad(field, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad \
+            else field
+        square = padded[top + pad:bottom + pad, left + pad:right + pad]
+        crops[i] = np.asarray(Image.fromarray(square).resize((size, size),
+                                                             Image.Resampling.BILINEAR))
+    return crops
+
+
+def classify_fields(clf, fields, **finder):
+    """Find the white cells of each field and classify each from its crop.
+
+    Each cell is cropped at its own scale (its box, :func:`find_white_cells`)
+    and resized to the model's decoding size, so that the model sees it as it
+    sees an analyser's crop of one cell (the cell-centred view then frames
+    it as in training): the shipped model needs no new training.
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier
+    fields : sequence of path-like or ndarray
+        Field images.
+    **finder
+        Options of :func:`find_white_cells`.
+
+    Returns
+    -------
+    Bunch
+        ``field`` (n,) the index in ``fields`` of each cell found, ``boxes``
+        (n, 4), ``proba`` (n, n_classes), ``labels`` (n,), ``scores`` (n,),
+        ``empty`` (the indices of the fields where no white cell was found),
+        ``crops`` (n, size, size, 3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk import load_pretrained
+    >>> from leukosk.fields import classify_fields
+    >>> field = np.full((120, 160, 3), (235, 225, 215), np.uint8)
+    >>> yy, xx = np.mgrid[:120, :160]
+    >>> for cy, cx in [(20, 20), (20, 130), (100, 30), (100, 140), (60, 20)]:
+    ...     field[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = (215, 150, 170)
+    >>> field[(yy - 60) ** 2 + (xx - 80) ** 2 < 144] = (120, 60, 150)
+    >>> cells = classify_fields(load_pretrained(device="cpu"), [field, field[:, :40]])
+    >>> cells.field.tolist(), cells.proba.shape, cells.empty.tolist()
+    ([0], (1, 8), [1])
+    """
+    cells = field_cells(fields, clf.decode_size_, **finder)
+    proba = clf.predict_proba(cells.crops) if len(cells.crops) else \
+        np.empty((0, len(clf.classes_)))
+    return Bunch(**cells, proba=proba, labels=clf.classes_[proba.argmax(axis=1)])
+
+
+def field_cells(fields, size, **finder):
+    """The white cells of each field, found and cropped (``size`` px): what
+    :func:`classify_fields` classifies, without the model.
+
+    Returns
+    -------
+    Bunch
+        ``field``, ``boxes``, ``scores``, ``crops`` and ``empty``, as
+        :func:`classify_fields`.
+    """
+    found, crops = [], []
+    for image in fields:  # one field decoded at a time, once
+        field = _as_field(image)
+        found.append(find_white_cells(field, **finder))
+        crops.append(crop_cells(field, found[-1].boxes, size))
+    return Bunch(field=np.repeat(np.arange(len(found)), [len(r.boxes) for r in found]),
+                 boxes=np.concatenate([r.boxes for r in found] + [np.empty((0, 4))]),
+                 scores=np.concatenate([r.scores for r in found] + [np.empty(0)]),
+                 crops=np.concatenate(crops + [np.empty((0, size, size, 3), np.uint8)]),
+                 empty=np.array([i for i, r in enumerate(found) if not len(r.boxes)],
+                                dtype=int))

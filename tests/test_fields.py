@@ -143,3 +143,48 @@ def test_pbc_crops_read_as_fields_give_their_one_white_cell():
             one += x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1
     assert (n_white, n_platelet) == (140, 20)
     assert one >= 132 and none >= 13
+
+
+def test_predict_fields_writes_one_row_per_cell_with_its_box(tmp_path, capsys):
+    """``leukosk predict --fields``: a row per white cell found (path, box in
+    the field's pixels, class, probabilities); a field without one is listed,
+    not an error."""
+    import csv
+
+    from PIL import Image
+
+    from leukosk.cli import main
+
+    rng = np.random.default_rng(5)
+    truth = {}
+    (tmp_path / "fields").mkdir()
+    for i, k in enumerate([2, 0, 1]):
+        field, centres = synthetic_field(rng, k, red_cell=16, shape=(240, 320), n_red=40)
+        Image.fromarray(field).save(tmp_path / "fields" / f"field{i}.png")
+        truth[f"field{i}.png"] = centres
+    out = tmp_path / "cells.csv"
+    assert main(["predict", "--fields", str(tmp_path / "fields"), "--output", str(out),
+                 "--device", "cpu"]) == 0
+    assert "no white cell found in 1 of 3 fields" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0])[:6] == ["path", "x0", "y0", "x1", "y1", "class"]
+    assert len(rows) == 3
+    for name, centres in truth.items():
+        boxes = [[float(r[k]) for k in ("x0", "y0", "x1", "y1")] for r in rows
+                 if r["path"].endswith(name)]
+        assert _matched(boxes, centres) == len(centres) == len(boxes)
+    assert all(abs(sum(float(v) for v in list(r.values())[6:]) - 1) < 1e-4 for r in rows)
+
+
+def test_classify_fields_sees_each_cell_as_an_analyser_crop():
+    """A cell classified from its field gets the probabilities of the same
+    crop classified alone: the crop is all the model sees."""
+    from leukosk import load_pretrained
+    from leukosk.fields import classify_fields, crop_cells
+
+    clf = load_pretrained(device="cpu")
+    field, _ = synthetic_field(np.random.default_rng(6), 2, red_cell=20)
+    cells = classify_fields(clf, [field])
+    alone = clf.predict_proba(crop_cells(field, cells.boxes, clf.decode_size_))
+    np.testing.assert_allclose(cells.proba, alone, atol=1e-6)
+    assert cells.crops.shape == (2, clf.decode_size_, clf.decode_size_, 3)

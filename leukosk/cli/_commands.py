@@ -180,6 +180,8 @@ def _is_model(item):
 
 
 def predict(args):
+    import numpy as np
+
     from ..datasets import list_images
     from ..domain import watch_lab_shift
 
@@ -190,36 +192,62 @@ def predict(args):
         check_output_file(args.output, inputs + ([model] if model else []))
     files = list_images(inputs)
     clf, _ = _model(model, args.device, args.tta)
-    with watch_lab_shift(clf, len(files), where=_where(inputs)):
-        proba = clf.predict_proba(files)
+    boxes = None
+    if args.fields:
+        files, boxes, images = _field_cells(files, clf.decode_size_)
+    else:
+        images = files
+    with watch_lab_shift(clf, len(images), where=_where(inputs)):
+        proba = clf.predict_proba(images) if len(images) else \
+            np.empty((0, len(clf.classes_)))
     labels = clf.classes_[proba.argmax(axis=1)]
     if not args.output:
-        _write_predictions(sys.stdout, args.format, files, labels, clf.classes_, proba)
+        _write_predictions(sys.stdout, args.format, files, labels, clf.classes_, proba,
+                           boxes)
         return 0
     from ..utils._files import atomic_path
 
     with atomic_path(args.output) as tmp, open(tmp, "w", newline="",
                                                encoding="utf-8") as out:
-        _write_predictions(out, args.format, files, labels, clf.classes_, proba)
+        _write_predictions(out, args.format, files, labels, clf.classes_, proba, boxes)
     return 0
 
 
-def _write_predictions(out, format, files, labels, classes, proba):
-    """``predict``'s table: CSV (``path, class``, then one column of
-    probabilities per class) or JSON, text escaped for a spreadsheet."""
+def _field_cells(files, size):
+    """Each white cell of the fields ``files``: its field's path (one per
+    cell), its box and its crop; fields without one are listed on stderr."""
+    from ..fields import field_cells
+
+    cells = field_cells(files, size)
+    if len(cells.empty):
+        names = ", ".join(printable(files[i]) for i in cells.empty[:5])
+        print(f"note: no white cell found in {len(cells.empty)} of {len(files)} fields "
+              f"({names}{' ...' if len(cells.empty) > 5 else ''})", file=sys.stderr)
+    return [files[i] for i in cells.field], cells.boxes, cells.crops
+
+
+def _write_predictions(out, format, files, labels, classes, proba, boxes=None):
+    """``predict``'s table: CSV (``path``, with ``--fields`` the cell's box
+    ``x0, y0, x1, y1``, ``class``, then one column of probabilities per class)
+    or JSON, text escaped for a spreadsheet."""
     from ..utils._output import csv_cell, encode_name
 
     classes = [str(c) for c in classes]
+    corners = ["x0", "y0", "x1", "y1"] if boxes is not None else []
+    rows = [[round(float(v)) for v in box] for box in boxes] if boxes is not None \
+        else [[] for _ in files]
     if format == "json":
-        json.dump([{"path": encode_name(f), "class": encode_name(label),
+        json.dump([{"path": encode_name(f), **dict(zip(corners, box)),
+                    "class": encode_name(label),
                     "probabilities": dict(zip(map(encode_name, classes), map(float, p)))}
-                   for f, label, p in zip(files, labels, proba)], out, indent=2)
+                   for f, box, label, p in zip(files, rows, labels, proba)], out, indent=2)
         out.write("\n")
         return
     writer = csv.writer(out)
-    writer.writerow(["path", "class"] + [csv_cell(c) for c in classes])
-    for f, label, p in zip(files, labels, proba):
-        writer.writerow([csv_cell(f), csv_cell(str(label))] + [f"{v:.6f}" for v in p])
+    writer.writerow(["path", *corners, "class"] + [csv_cell(c) for c in classes])
+    for f, box, label, p in zip(files, rows, labels, proba):
+        writer.writerow([csv_cell(f), *box, csv_cell(str(label))]
+                        + [f"{v:.6f}" for v in p])
 
 
 def _target_label(clf, target):

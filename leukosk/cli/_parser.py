@@ -211,6 +211,11 @@ def _add_predict(sub):
     predict.add_argument("--format", choices=("csv", "json"), default="csv",
                          help="output format (default: %(default)s)")
     predict.add_argument("--output", help="file to write (default: stdout)")
+    predict.add_argument("--fields", action="store_true",
+                         help="the images are microscope fields: find every white cell "
+                              "in each and classify it from its own crop (one row per "
+                              "cell: path, x0, y0, x1, y1 in the field's pixels, class, "
+                              "probabilities); fields without one are listed on stderr")
     add_options(predict, "tta", "device")
 
 
