@@ -253,13 +253,21 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
             thresholds={0.9: 0.05003463856768908, 0.95: 0.27855775760084733},
             lab_shift={
                 "threshold": 0.04922,
+                "unsure_threshold": 0.08471,
                 "description": "twice the 99th percentile of the lab-shift score (first "
                                "3 batch-norm layers) of 200 random folders of 100 "
                                "images of the calibration half; flagged: 0 of 200 such "
                                "folders of the evaluation half and of the bundled "
                                "sample, 0 of 50 patient-like differentials, a folder of "
                                "platelets only, and 200 of 200 folders of 100 tecom "
-                               "images (median score 0.226)"}))
+                               "images (median score 0.226). unsure_threshold (issue "
+                               "28): twice the 99th percentile of the unsureness (mean 1 "
+                               "- top probability) of the same folders; with both "
+                               "channels, 0 of 200 folders of the evaluation half and of "
+                               "the bundled sample flagged, 200 of 200 of tecom and of "
+                               "the Raabin-WBC subset (median unsureness 0.129 and 0.240 "
+                               "against 0.028 on PBC; benchmarks/calibrate_unsure.py, "
+                               "record docs/results/v3_unsure.json)"}))
     DEFAULT = PBC_VGG19BN_W375_64PX_CELL_V3
 
     @property
