@@ -247,7 +247,10 @@ def leukosk2026_cell(*, weights=None, random_state=None, device="auto", **params
 
 def leukosk2026_multi(*, weights="PBC_VGG19BN_W375_64PX_CELL_V3", mask=False,
                       balance=True, random_state=None, device="auto", **params):
-    """leukosk's recipe for several training sources: the model V4.
+    """leukosk's recipe for several training sources: issue 28's V4 candidate.
+
+    V4 was measured and not shipped (below V3 on PBC's unseen images; see
+    "Using leukosk on your lab's images" and ``docs/results/v4_record.json``).
 
     :func:`leukosk2026_cell`'s network and view, trained on images of several
     labs at once, fitted with ``fit(X, y, source=...)`` naming each image's

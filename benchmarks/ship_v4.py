@@ -1,0 +1,294 @@
+"""Measure a trained V4 candidate and write the shipped file and its record (issue 28).
+
+Takes the model ``v4_recipe.py --save`` wrote (trained on the 80 % sides of the
+duplicate-aware stratified 80/20 splits, ``random_state=0``, of PBC without the
+bundled sample's images and of the second source) and, on images it never saw:
+
+* PBC's 20 % side (accuracy, macro-F1, recall; with and without TTA) and the
+  second source's 20 % side (the plain 8-class answer, the classes present,
+  how often its cells are called a class that source lacks);
+* each side split in two stratified halves: the first halves calibrate the
+  conformal thresholds (PBC) and both lab-shift thresholds (score and
+  unsureness, folders of 100 drawn within each source,
+  :func:`leukosk.domain.calibrate_lab_shift`); the second halves measure them
+  (coverage; the share of random 100-image folders of each source flagged);
+* each ``--lab`` folder: classes present and 8-class answer, how often it is
+  flagged, ten-shot ``few_shot_classifier`` (``--draws`` draws), and the review
+  loop as ``leukosk adapt`` runs it (10 reviewed cells per class, the held-back
+  check, scored on the lab's other cells), also for a review of PBC cells (a
+  lab the model knows);
+* prediction throughput from JPEG files against ``--baseline`` in the same run.
+
+The model is saved in float16 with its two lab-shift thresholds; its SHA-256
+and everything above go to ``--record`` (JSON), and its records to
+``--provenance`` (by default ``docs/results/v4_candidate.json``).
+
+    python benchmarks/ship_v4.py ../shared/data/PBC_dataset_normal_DIB \\
+        --second ../shared/data/other_labs/raabin --model v4.safetensors \\
+        --lab ../shared/data/other_labs/tecom \\
+        --out v4_float16.safetensors \\
+        --record docs/results/v4_record.json
+"""
+
+import argparse
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import (add_record_options, make_record, pick_device, resolve_machine,
+                     script_command, write_records)
+from _records import RESULTS_DIR
+from ship_v3 import PATIENT_MIX, accuracy_record, throughput
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from v4_recipe import SECOND_ONLY, halves, lab_scores
+
+from leukosk import VGG19LeukocyteClassifier, load_pretrained
+from leukosk.datasets import PBCDataWarning, load_pbc, sample_folder
+from leukosk.domain import LabShiftMonitor, calibrate_lab_shift
+from leukosk.model_selection import few_shot_scores, held_back_gain
+from leukosk.protocols import few_shot_classifier
+from leukosk.uncertainty import ConformalSets, conformalize
+
+
+def load(folder, size):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PBCDataWarning)
+        return load_pbc(folder, image_size=size, drop_duplicates=True, verbose=False,
+                        cache=size is not None)
+
+
+def flagged(clf, images, shift, n_images=100, n_folders=200, seed=0):
+    """Share of random folders of ``n_images`` (all, if fewer) flagged, by
+    either channel, and by each."""
+    with LabShiftMonitor(clf, per_image=True) as monitor:
+        clf.predict_proba(images)
+    rng = np.random.default_rng(seed)
+    n = min(n_images, len(images))
+    folders = [rng.choice(len(images), n, replace=False)
+               for _ in range(n_folders if n < len(images) else 1)]
+    score = np.array([monitor.subset_score(f) for f in folders])
+    unsure = np.array([monitor.subset_unsure(f) for f in folders])
+    by_score, by_unsure = score > shift.threshold, unsure > shift.unsure_threshold
+    return {"n_images_per_folder": n, "n_folders": len(folders),
+            "flagged": round(float(np.mean(by_score | by_unsure)), 4),
+            "flagged_by_score": round(float(np.mean(by_score)), 4),
+            "flagged_by_unsure": round(float(np.mean(by_unsure)), 4),
+            "score_median": round(float(np.median(score)), 4),
+            "unsure_median": round(float(np.median(unsure)), 4)}
+
+
+def review_loop(clf, model_path, images, target, *, draws, seed=0, k=10):
+    """``leukosk adapt`` on ``k`` reviewed cells per class (the held-back
+    check included), scored on the other cells, against the starting model."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(draws):
+        reviewed = np.concatenate([rng.choice(np.flatnonzero(target == c),
+                                              min(k, int((target == c).sum()) - 1),
+                                              replace=False) for c in np.unique(target)])
+        others = np.setdiff1d(np.arange(len(target)), reviewed)
+        adapter = few_shot_classifier(model_path, classes=clf.classes_, random_state=0)
+        gain = held_back_gain(clf, adapter, images[reviewed], target[reviewed])
+        kept = gain is not None and gain.adapted_correct <= gain.start_correct
+        start = accuracy_score(target[others], clf.predict(images[others]))
+        if kept:
+            after = start
+        else:
+            adapter.fit(images[reviewed], target[reviewed])
+            after = accuracy_score(target[others], adapter.predict(images[others]))
+        out.append({"kept_start": bool(kept), "start": round(start, 4),
+                    "after": round(after, 4), "n_others": len(others),
+                    "check": None if gain is None else {
+                        k_: gain[k_] for k_ in ("n", "start_correct", "adapted_correct")}})
+        print("review", json.dumps(out[-1]))
+    return {"draws": out, "after_mean": round(float(np.mean([d["after"] for d in out])), 4),
+            "after_min": round(float(np.min([d["after"] for d in out])), 4),
+            "start_mean": round(float(np.mean([d["start"] for d in out])), 4)}
+
+
+def ten_shot(model_path, images, target, draws):
+    start = time.perf_counter()
+    shots = few_shot_scores(few_shot_classifier(model_path, random_state=0), images,
+                            target, k=10, n_draws=draws, random_state=0)
+    return {"draws": draws, "n_test": int(np.mean(shots.n_test)),
+            "accuracy_mean": round(shots.accuracy_mean, 4),
+            "accuracy_std": round(shots.accuracy_std, 4),
+            "accuracy_min": round(float(shots.accuracy.min()), 4),
+            "balanced_accuracy_mean": round(shots.balanced_accuracy_mean, 4),
+            "seconds_per_draw": round((time.perf_counter() - start) / draws, 1)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_dir")
+    p.add_argument("--second", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--lab", action="append", default=[])
+    p.add_argument("--out", required=True)
+    p.add_argument("--record", required=True)
+    p.add_argument("--baseline", default="PBC_VGG19BN_W375_64PX_CELL_V3")
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--review-draws", type=int, default=3)
+    add_record_options(p, default=str(RESULTS_DIR / "v4_candidate.json"),
+                       option="--provenance")
+    args = p.parse_args(argv)
+    machine = resolve_machine(args.machine)
+    torch.manual_seed(0)
+    clf = VGG19LeukocyteClassifier.load(args.model, device="cpu", verbose=0)
+    pbc, second = load(args.data_dir, clf.decode_size_), load(args.second, clf.decode_size_)
+    sample = load(sample_folder(), None)
+    labs = {Path(lab).name: load(lab, None) for lab in args.lab}
+    _, test = halves(pbc)
+    _, s_test = halves(second)
+    cal, ev = train_test_split(test, test_size=0.5, random_state=0,
+                               stratify=pbc.target[test])
+    s_cal, s_ev = train_test_split(s_test, test_size=0.5, random_state=0,
+                                   stratify=second.target[s_test])
+    X, y = pbc.images, pbc.target
+    record = {"model": Path(args.model).name, "device": pick_device("cpu")[1],
+              "split": "duplicate-aware stratified 80/20 splits (random_state=0) of the "
+                       "PBC development part and of the second source; the 20 % sides "
+                       "were never trained on",
+              "n_test": len(test), "n_evaluation": len(ev), "n_second_test": len(s_test),
+              "pbc_test": accuracy_record(clf, X[test], y[test]),
+              "bundled_sample": accuracy_record(clf, sample.images, sample.target)}
+    second_test = {}
+    for tta in (False, True):
+        clf.set_params(tta=tta)
+        second_test["tta" if tta else "plain"] = lab_scores(
+            clf, second.images[s_test], second.target[s_test])
+    clf.set_params(tta=False)
+    record["second_test"] = second_test
+    print(json.dumps({k: record[k] for k in ("pbc_test", "second_test")}))
+    conformal = ConformalSets.from_mapie(conformalize(
+        clf, X[cal], y[cal], confidence_level=[0.9, 0.95]))
+    proba = clf.predict_proba(X[ev])
+    record["conformal"] = {"thresholds": conformal.thresholds, "coverage_evaluation": {
+        str(level): round(float(np.mean([label in clf.classes_[row].tolist() for label, row
+                                         in zip(y[ev], conformal.predict_set(
+                                             proba, level))])), 4)
+        for level in (0.9, 0.95)}}
+    calibration = np.concatenate([X[cal], second.images[s_cal]])
+    groups = np.repeat(["pbc", "second"], [len(cal), len(s_cal)])
+    shift = calibrate_lab_shift(clf, calibration, groups=groups, n_images=100,
+                                n_folders=200)
+    record["lab_shift"] = {
+        "threshold": round(shift.threshold, 5),
+        "unsure_threshold": round(shift.unsure_threshold, 5),
+        "calibration": {"quantile": shift.quantile, "margin": shift.margin,
+                        "folders_per_source": 200, "n_images": 100},
+        "pbc_evaluation_half": flagged(clf, X[ev], shift),
+        "second_evaluation_half": flagged(clf, second.images[s_ev], shift),
+        "bundled_sample": flagged(clf, sample.images, shift)}
+    rng = np.random.default_rng(0)
+    mixes = [np.concatenate([rng.choice(np.flatnonzero(y[test] == c), n, replace=False)
+                             for c, n in PATIENT_MIX.items()]) for _ in range(50)]
+    record["lab_shift"]["pbc_patient_mix_flagged"] = round(float(np.mean(
+        [flagged(clf, X[test][m], shift)["flagged"] for m in mixes[:10]])), 4)
+    print(json.dumps(record["lab_shift"]))
+    model_path = str(Path(args.model).resolve())
+    for name, lab in labs.items():
+        result = {"n_images": len(lab.target), "n_classes": len(np.unique(lab.target))}
+        for tta in (False, True):
+            clf.set_params(tta=tta)
+            result["tta" if tta else "plain"] = lab_scores(clf, lab.images, lab.target)
+        clf.set_params(tta=False)
+        result["lab_shift"] = flagged(clf, lab.images, shift)
+        result["ten_shot_tta"] = ten_shot(model_path, lab.images, lab.target, args.draws)
+        result["review_loop"] = review_loop(clf, model_path, lab.images, lab.target,
+                                            draws=args.review_draws)
+        record[f"lab:{name}"] = result
+        print(name, json.dumps(result))
+    record["pbc_review_loop"] = review_loop(clf, model_path, X[ev], y[ev],
+                                            draws=args.review_draws)
+    files = [str(f) for f in sorted(sample_folder().glob("*/*.jpg"))] * 3
+    baseline = load_pretrained(args.baseline, device="cpu")
+    ours, theirs = throughput(clf, files), throughput(baseline, files)
+    record["throughput"] = {"images": len(files), "what": "predict_proba on JPEG files "
+                            "(decoding included), no TTA, median of 3",
+                            "images_per_s": round(ours, 1), "baseline": args.baseline,
+                            "baseline_images_per_s": round(theirs, 1),
+                            "ratio": round(ours / theirs, 3)}
+    clf.lab_shift_threshold_ = shift.threshold
+    clf.lab_shift_unsure_threshold_ = shift.unsure_threshold
+    out = Path(args.out)
+    clf.save(out, dtype=torch.float16)
+    shipped = VGG19LeukocyteClassifier.load(out, device="cpu", verbose=0)
+    record["file"] = {"name": out.name, "bytes": out.stat().st_size,
+                      "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+                      "float16_test_accuracy": round(accuracy_score(
+                          y[test], shipped.predict(X[test])), 4)}
+    record["history"] = {"epochs": len(clf.history_),
+                         "fit_minutes": round(sum(clf.history_[:, "dur"]) / 60, 1),
+                         "final_train_loss": round(float(clf.history_[-1, "train_loss"]), 4)}
+    record["second_only_classes"] = list(SECOND_ONLY)
+    Path(args.record).write_text(json.dumps(record, indent=2, default=str))
+    print(json.dumps(record, indent=2, default=str))
+    command = script_command(__file__, "DATA_DIR --second RAABIN_DIR --model MODEL",
+                             *[f"--lab {Path(lab).name.upper()}_DIR" for lab in args.lab],
+                             f"(record: {args.record})")
+    write_records(args.provenance, table_records(record, machine, command),
+                  title="Issue 28's V4 candidate, trained on PBC and Raabin-WBC (not shipped)")
+
+
+#: How the provenance table names V4: measured as a candidate, not shipped
+#: (issue 28: below V3 on PBC, and its lab-shift thresholds flag few tecom folders).
+V4_MODEL = "V4 candidate (PBC + Raabin-WBC, not shipped)"
+
+
+def table_records(record, machine, command, model=V4_MODEL):
+    """V4's records: V3's kinds (PBC, sample, labs, conformal, lab shift;
+    :func:`ship_v3.table_records`) and the second source's 20 % side."""
+    from ship_v3 import table_records as v3_records
+
+    out = v3_records(record, machine, command, model=model, prefix="v4")
+    for entry in out:  # a lab's 8-class answer, and how often it says ig
+        lab = record.get("lab:" + entry["id"][3:].removesuffix("-tta"))
+        if lab is not None and entry["id"].count("-") <= 2:
+            scores = lab["tta" if entry["tta"] else "plain"]
+            entry["rates"] = dict(entry.get("rates") or {},
+                                  **{"eight-class-accuracy": scores["accuracy_8"],
+                                     "called-ig": scores["ig_rate"]})
+    common = dict(machine=machine, source=command)
+    from ship_v3 import lab_shift_record
+
+    out.append(lab_shift_record(
+        "v4-raabin-lab-shift", model, "Raabin-WBC subset (second training source)",
+        "80/20, test part: the half not used to fit the thresholds",
+        record["lab_shift"]["second_evaluation_half"]["n_folders"],
+        record["lab_shift"]["second_evaluation_half"], record, common))
+    reviews = [("v4-pbc-review", record.get("pbc_review_loop"), "PBC development part",
+                "80/20, test part: evaluation half")]
+    reviews += [(f"v4-{key[4:]}-review", value.get("review_loop"),
+                 f"{key[4:]} set (another lab)", "all of it")
+                for key, value in record.items() if key.startswith("lab:")]
+    for rid, review, data, split in reviews:
+        if review is None:
+            continue
+        out.append(make_record(
+            rid, model=f"{model}, then leukosk adapt on 10 reviewed cells per class "
+                       f"(held-back check), {len(review['draws'])} draws (mean)",
+            data=data, split=f"{split}: the cells not reviewed",
+            n=review["draws"][0]["n_others"], tta=False, accuracy=review["after_mean"],
+            rates={"worst-draw": review["after_min"], "before-review": review["start_mean"]},
+            values={"draws-kept-unchanged": sum(d["kept_start"] for d in review["draws"])},
+            **common))
+    for tta in (False, True):
+        s = record["second_test"]["tta" if tta else "plain"]
+        out.append(make_record(
+            "v4-raabin-test" + ("-tta" if tta else ""), model=f"{model}, 8-class answer",
+            data="Raabin-WBC subset (second training source, 5 classes)",
+            split="80/20, test part (never trained on)", n=s["n_images"], tta=tta,
+            accuracy=s["accuracy_8"], balanced_accuracy=s["balanced_accuracy"],
+            rates={"present-classes-accuracy": s["accuracy"],
+                   "called-a-class-raabin-lacks": s["pbc_only_rate"]}, **common))
+    return out
+
+
+if __name__ == "__main__":
+    main()
