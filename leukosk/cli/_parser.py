@@ -150,9 +150,9 @@ def _add_demo(sub):
                     "its accuracy and confusion matrix. Then count 80 of them as one "
                     "sample and write its review page (open it in a browser), adapt "
                     "the shipped model to the corrections of a review of the other "
-                    "80 (their true classes stand in for a technologist's; about 7 s "
-                    "of fine-tuning on 2 CPU cores, the whole demo about 20 s), and "
-                    "score it on the 80 of the page.")
+                    "80 (their true classes stand in for a technologist's; about 28 s "
+                    "of fine-tuning with its held-back check on 2 CPU cores, the whole "
+                    "demo about 40 s), and score it on the 80 of the page.")
     add_options(demo, "out", "epochs", "seed", "device", "quiet",
                 out={"required": False, "default": "leukosk-demo", "metavar": None,
                      "help": "output folder (default: %(default)s)"},
