@@ -229,9 +229,14 @@ def lab_shift_score(clf, X):
     >>> lab_shift_score(clf, sample.images[::4]) < clf.lab_shift_threshold_
     True
     """
+    return _monitored(clf, X).score
+
+
+def _monitored(clf, X):
+    """A :class:`LabShiftMonitor` that saw ``clf`` predict ``X`` once."""
     with LabShiftMonitor(clf) as monitor:
         clf.predict_proba(X)
-    return monitor.score
+    return monitor
 
 
 def calibrate_lab_shift(clf, X, *, groups=None, n_images=100, n_folders=200,
@@ -354,8 +359,7 @@ def check_lab_shift(clf, X=None, *, score=None, n_images=None, threshold=None,
     if n_images is None:
         n_images = None if X is None else len(X)
     if score is None and X is not None and threshold is not None:
-        with LabShiftMonitor(clf) as monitor:
-            clf.predict_proba(X)
+        monitor = _monitored(clf, X)
         score, unsure = monitor.score, monitor.unsure
     shifted = None
     if threshold is not None and score is not None and (n_images or 0) >= MIN_IMAGES:

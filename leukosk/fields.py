@@ -32,22 +32,22 @@ import numpy as np
 from scipy import ndimage
 from sklearn.utils import Bunch
 
-from .utils._images import decode_image
+from .utils._images import check_images, decode_image
 
 __all__ = ["find_white_cells", "crop_cells", "field_cells", "classify_fields"]
 
 
 def _as_field(image):
-    if isinstance(image, np.ndarray):
-        field = image
-    else:
-        field = decode_image(image)
+    """A field as ``uint8`` RGB: a file decoded, an array checked as every
+    image array is (:func:`~leukosk.utils._images.check_images`: dtype,
+    range, NaN) and float (0-1) scaled to 0-255."""
+    field = image if isinstance(image, np.ndarray) else decode_image(image)
     if field.ndim != 3 or field.shape[2] != 3:
         raise ValueError(f"a field is an RGB image of shape (H, W, 3); got shape "
                          f"{field.shape}.")
+    field = check_images(field[None])[0]
     if field.dtype != np.uint8:
-        field = np.clip(np.asarray(field, dtype=float) * (255 if field.max() <= 1 else 1),
-                        0, 255).astype(np.uint8)
+        field = np.round(field * 255).astype(np.uint8)
     return field
 
 
