@@ -113,3 +113,27 @@ def precision_name(amp, channels_last=False):
 # every script that produces a published number.
 from _records import (RecordError, add_record_options, make_record,  # noqa: E402,F401
                       resolve_machine, script_command, validate_record, write_records)
+
+
+def logged_run(log, record, run, *, key=None, reraise=False):
+    """Run ``run()`` and append ``record`` with its result to the JSON-lines
+    file ``log``, failures (and interruptions) included: the result's items
+    are merged into ``record`` (or stored under ``key``), an exception's
+    last line goes to ``record["error"]`` and is re-raised with ``reraise``
+    (else its traceback is printed). Returns ``record``."""
+    import json
+    import traceback
+
+    try:
+        result = run()
+        record.update({key: result} if key else result)
+    except BaseException as exc:  # every run is logged, failures included
+        record["error"] = "".join(traceback.format_exception_only(exc)).strip()
+        if reraise:
+            raise
+        traceback.print_exc()
+    finally:
+        with open(log, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record))
+    return record

@@ -20,16 +20,14 @@ and ``ID-tta``), as the V1 and V2 recipes' records
 """
 
 import argparse
-import json
 import math
 import time
 import sys
-import traceback
 
 import numpy as np
 import torch
-from _common import (add_record_options, load_folder, make_record, pick_device,
-                     resolve_machine, script_command, write_records)
+from _common import (add_record_options, load_folder, logged_run, make_record,
+                     pick_device, resolve_machine, script_command, write_records)
 from _records import recorded_argv
 
 from leukosk.datasets import load_pbc
@@ -226,15 +224,7 @@ def main(argv=None):
     record = {"name": args.name, "setting": {k: v for k, v in vars(args).items()
                                              if k not in ("data_dir", "log", "name", "verbose")},
               "device": pick_device()[1], "started": time.strftime("%Y-%m-%d %H:%M")}
-    try:
-        record["result"] = run(args)
-    except BaseException as exc:  # record failures (and interruptions) too
-        record["error"] = "".join(traceback.format_exception_only(exc)).strip()
-        raise
-    finally:
-        with open(args.log, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        print(json.dumps(record))
+    logged_run(args.log, record, lambda: run(args), key="result", reraise=True)
     if args.record:
         argv = sys.argv[1:] if argv is None else list(argv)
         write_records(args.record, table_records(record["result"], args, machine, argv),

@@ -21,14 +21,12 @@ other-labs page were recorded.
 
 import argparse
 import hashlib
-import json
 import time
-import traceback
 import warnings
 
 import numpy as np
-from _common import (add_record_options, make_record, pick_device, resolve_machine,
-                     script_command, write_records)
+from _common import (add_record_options, logged_run, make_record, pick_device,
+                     resolve_machine, script_command, write_records)
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.nn._vgg import decode_size
@@ -203,14 +201,7 @@ def main(argv=None):
                                               if k not in ("log", "name")
                                               and k not in _NOT_IN_COMMAND[4:]},
               "device": pick_device()[1]}
-    try:
-        record.update(run(args))
-    except BaseException as exc:  # every run is logged, failures included
-        record["error"] = "".join(traceback.format_exception_only(exc)).strip()
-        traceback.print_exc()
-    with open(args.log, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    logged_run(args.log, record, lambda: run(args))
     if args.record and "error" not in record:
         write_records(args.record, table_records(record, machine,
                                                  run_command(record["settings"], parser),

@@ -28,13 +28,11 @@ before these defaults were set: their ``settings`` record ``mask`` and
 
 import argparse
 import hashlib
-import json
 import time
-import traceback
 import warnings
 
 import numpy as np
-from _common import pick_device
+from _common import logged_run, pick_device
 from sklearn.metrics import accuracy_score, f1_score
 
 from leukosk.datasets import PBCDataWarning, load_pbc, sample_folder
@@ -142,14 +140,7 @@ def main(argv=None):
     record = {"name": args.name, "settings": {k: v for k, v in vars(args).items()
                                               if k not in ("log", "name")},
               "device": pick_device()[1]}
-    try:
-        record.update(run(args))
-    except BaseException as exc:  # every run is logged, failures included
-        record["error"] = "".join(traceback.format_exception_only(exc)).strip()
-        traceback.print_exc()
-    with open(args.log, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    logged_run(args.log, record, lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -157,7 +157,8 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
     nuclei = ndimage.binary_closing(nuclei, structure=_disk(red_cell / 5))
     nuclei = ndimage.binary_opening(nuclei, structure=_disk(red_cell / 12))
     # parts of one nucleus (lobes) lie closer than a quarter of a red cell
-    grouped, n = ndimage.label(ndimage.binary_dilation(nuclei, structure=_disk(red_cell / 8)))
+    grouped, _ = ndimage.label(ndimage.binary_dilation(nuclei,
+                                                        structure=_disk(red_cell / 8)))
     labels = np.where(nuclei, grouped, 0)
     boxes, scores = [], []
     for index, where in enumerate(ndimage.find_objects(labels), start=1):
