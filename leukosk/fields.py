@@ -282,6 +282,19 @@ def field_cells(fields, size, **finder):
     Bunch
         ``field``, ``boxes``, ``scores``, ``crops`` and ``empty``, as
         :func:`classify_fields`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk.fields import field_cells
+    >>> field = np.full((120, 160, 3), (235, 225, 215), np.uint8)
+    >>> yy, xx = np.mgrid[:120, :160]
+    >>> for cy, cx in [(20, 20), (20, 130), (100, 30), (100, 140), (60, 20)]:
+    ...     field[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = (215, 150, 170)
+    >>> field[(yy - 60) ** 2 + (xx - 80) ** 2 < 144] = (120, 60, 150)
+    >>> cells = field_cells([field, field[:, :40]], 32)
+    >>> cells.field.tolist(), cells.crops.shape, cells.empty.tolist()
+    ([0], (1, 32, 32, 3), [1])
     """
     found, crops = [], []
     for image in fields:  # one field decoded at a time, once
