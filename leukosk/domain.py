@@ -31,6 +31,15 @@ class probability. A folder is flagged when either the score or the
 unsureness exceeds its threshold (``lab_shift_unsure_threshold_``, calibrated
 the same way), so that a lab missed by the statistics is caught by the
 model's doubt, and the other way round.
+
+A model trained on several labs (V4: PBC and Raabin-WBC) records in batch
+norm the mix of their statistics, which no single lab matches: thresholds wide
+enough for each training lab's folders against the mix let a third lab pass
+(issue 28: 3.5 % of tecom's folders flagged). Such a model carries each
+training lab's own statistics (``lab_shift_references_``, from
+:func:`fit_lab_references`), and a folder's score is its divergence from the
+*nearest* training lab: a folder of one of them scores as it would against a
+model of that lab alone, and a folder like none of them scores high.
 """
 
 import warnings
@@ -43,7 +52,7 @@ from torch import nn
 
 __all__ = ["LabShiftWarning", "LabShiftMonitor", "lab_shift_score",
            "calibrate_lab_shift", "check_lab_shift", "watch_lab_shift",
-           "lab_shift_reasons", "MIN_IMAGES",
+           "lab_shift_reasons", "fit_lab_references", "MIN_IMAGES",
            "LAYERS"]
 
 #: Fewest images for a verdict: fewer give too noisy a score.
@@ -90,7 +99,12 @@ class LabShiftMonitor:
     ----------
     score : float
         Mean over the layers and their channels of the KL divergence of the
-        training statistics' Gaussian from the images' (0 where equal).
+        training statistics' Gaussian from the images' (0 where equal); for a
+        model with ``lab_shift_references_``, the smallest such divergence
+        over its training labs.
+    nearest : str
+        The training lab the images are nearest to (``"training"`` for a
+        model without references).
     unsure : float
         Mean over the images (views, under TTA) of one minus the largest
         class probability.
@@ -120,6 +134,7 @@ class LabShiftMonitor:
         if not self.norms:
             raise ValueError("the network has no batch norm (batch_norm=False): a lab "
                              "shift cannot be scored from its statistics.")
+        self.references = _references(clf, self.norms)
         self.per_image = per_image
         self._sums = [[] for _ in self.norms]  # per layer: (n or 1, 2, channels)
         self._counts = []
@@ -162,24 +177,37 @@ class LabShiftMonitor:
         """Images seen (views, under test-time augmentation)."""
         return int(sum(self._counts))
 
-    def subset_score(self, index=None):
-        """The score of the images ``index`` only (``per_image=True``)."""
-        if self.n_images == 0:
-            return float("nan")
-        layers = []
-        for layer, norm in enumerate(self.norms):
+    def _moments(self, index=None):
+        """Per layer, the mean and variance of each channel over ``index``."""
+        moments = []
+        for layer in range(len(self.norms)):
             sums = torch.cat(self._sums[layer])
             if index is not None:
                 sums = sums[torch.as_tensor(np.asarray(index))]
             n = self.n_images if index is None or not self.per_image else len(index)
             mean, square = sums.sum(0) / n
-            var = (square - mean ** 2).clamp_min(1e-8)
-            ref_mean = norm.running_mean.double().cpu()
-            ref_var = norm.running_var.double().cpu().clamp_min(1e-8)
-            kl = 0.5 * ((var + (mean - ref_mean) ** 2) / ref_var - 1
-                        + torch.log(ref_var / var))
-            layers.append(float(kl.mean()))
-        return float(np.mean(layers))
+            moments.append((mean, (square - mean ** 2).clamp_min(1e-8)))
+        return moments
+
+    def subset_scores(self, index=None):
+        """Each training lab's divergence from the images ``index``
+        (``per_image=True``), a dict; ``{"training": ...}`` without references."""
+        if self.n_images == 0:
+            return {name: float("nan") for name in self.references}
+        moments = self._moments(index)
+        return {name: float(np.mean([float(_kl(mean, var, *ref).mean()) for (mean, var), ref
+                                     in zip(moments, reference)]))
+                for name, reference in self.references.items()}
+
+    def subset_score(self, index=None):
+        """The score of the images ``index`` only (``per_image=True``)."""
+        return min(self.subset_scores(index).values())
+
+    @property
+    def nearest(self):
+        """The training lab whose statistics the images are nearest to."""
+        scores = self.subset_scores()
+        return min(scores, key=scores.get)
 
     @property
     def score(self):
@@ -201,6 +229,90 @@ class LabShiftMonitor:
         """Mean over the images seen of one minus the top class probability
         (NaN if none were seen)."""
         return self.subset_unsure()
+
+
+def _kl(mean, var, ref_mean, ref_var):
+    """Per channel, the KL divergence of N(ref) from N(mean, var)."""
+    return 0.5 * ((var + (mean - ref_mean) ** 2) / ref_var - 1 + torch.log(ref_var / var))
+
+
+def _references(clf, norms):
+    """Name -> per layer (mean, variance): the model's training labs' own
+    statistics where it carries them, else batch norm's (``"training"``)."""
+    stored = getattr(clf, "lab_shift_references_", None)
+    if not stored:
+        return {"training": [(n.running_mean.double().cpu(),
+                              n.running_var.double().cpu().clamp_min(1e-8)) for n in norms]}
+    references = {}
+    for name, layers in stored.items():
+        if len(layers) < len(norms) or any(len(mean) != len(n.running_mean) for (mean, _), n
+                                           in zip(layers, norms)):
+            raise ValueError(f"lab_shift_references_[{name!r}] does not match the "
+                             "network's first batch-norm layers; compute it again "
+                             "(leukosk.domain.fit_lab_references).")
+        references[name] = [(torch.as_tensor(np.asarray(mean), dtype=torch.float64),
+                             torch.as_tensor(np.asarray(var), dtype=torch.float64
+                                             ).clamp_min(1e-8))
+                            for mean, var in layers[:len(norms)]]
+    return references
+
+
+def fit_lab_references(clf, X, groups=None, *, layers=LAYERS):
+    """Record each training lab's own statistics, for the lab-shift score.
+
+    Runs ``clf`` once over ``X`` (images of its training labs, e.g. its
+    training images; without test-time augmentation) and stores, for each lab
+    named in ``groups``, the mean and variance of each channel entering the
+    first ``layers`` batch-norm layers, as ``clf.lab_shift_references_`` (a
+    dict, saved with the model). From then on a folder's lab-shift score is
+    its divergence from the nearest of those labs, so that a model trained on
+    several labs flags a folder like none of them; calibrate the thresholds
+    afterwards (:func:`calibrate_lab_shift`).
+
+    Parameters
+    ----------
+    clf : fitted VGG19LeukocyteClassifier (with batch norm)
+    X : images (n, H, W, 3) or paths
+    groups : array-like of shape (n,), default=None
+        Each image's training lab; None: one lab.
+    layers : int, default=LAYERS
+
+    Returns
+    -------
+    clf
+        With ``lab_shift_references_``: lab name -> per layer ``(mean,
+        variance)`` lists of floats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukosk import VGG19LeukocyteClassifier
+    >>> from leukosk.domain import LabShiftMonitor, fit_lab_references
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    >>> X[8:] //= 3  # a second, darker lab
+    >>> clf = VGG19LeukocyteClassifier(weights=None, batch_norm=True, image_size=32,
+    ...     max_epochs=1, verbose=0, module__width=0.25, module__hidden_units=16,
+    ...     device="cpu").fit(X, [0, 1] * 8)
+    >>> clf = fit_lab_references(clf, X, ["bright"] * 8 + ["dark"] * 8)
+    >>> sorted(clf.lab_shift_references_)
+    ['bright', 'dark']
+    >>> with LabShiftMonitor(clf) as monitor:
+    ...     _ = clf.predict(X[8:])
+    >>> monitor.nearest
+    'dark'
+    """
+    groups = np.zeros(len(X), int) if groups is None else np.asarray(groups)
+    if len(groups) != len(X):
+        raise ValueError(f"groups names {len(groups)} images, X holds {len(X)}.")
+    clf.lab_shift_references_ = None  # the monitor's own norms, not older references
+    monitor = _monitored(clf, X, per_image=True, layers=layers)
+    references = {}
+    for lab in np.unique(groups):
+        moments = monitor._moments(np.flatnonzero(groups == lab))
+        references[str(lab)] = [(mean.tolist(), var.tolist()) for mean, var in moments]
+    clf.lab_shift_references_ = references
+    return clf
 
 
 def lab_shift_score(clf, X):
@@ -232,10 +344,17 @@ def lab_shift_score(clf, X):
     return _monitored(clf, X).score
 
 
-def _monitored(clf, X):
-    """A :class:`LabShiftMonitor` that saw ``clf`` predict ``X`` once."""
-    with LabShiftMonitor(clf) as monitor:
-        clf.predict_proba(X)
+def _monitored(clf, X, *, per_image=False, layers=LAYERS):
+    """A :class:`LabShiftMonitor` that saw ``clf`` predict ``X`` once (each
+    image once: without test-time augmentation where ``per_image``)."""
+    tta = clf.tta
+    if per_image:
+        clf.set_params(tta=False)  # one view per image, so that rows are images
+    try:
+        with LabShiftMonitor(clf, per_image=per_image, layers=layers) as monitor:
+            clf.predict_proba(X)
+    finally:
+        clf.set_params(tta=tta)
     return monitor
 
 
@@ -288,13 +407,7 @@ def calibrate_lab_shift(clf, X, *, groups=None, n_images=100, n_folders=200,
     if n_images > sizes.min():
         raise ValueError(f"n_images={n_images} but only {sizes.min()} held-out images"
                          f"{'' if len(labs) == 1 else f' of {labs[sizes.argmin()]}'}.")
-    tta = clf.tta
-    clf.set_params(tta=False)  # one view per image, so that rows are images
-    try:
-        with LabShiftMonitor(clf, per_image=True) as monitor:
-            clf.predict_proba(X)
-    finally:
-        clf.set_params(tta=tta)
+    monitor = _monitored(clf, X, per_image=True)
     rng = check_random_state(random_state)
     folders = [[rng.choice(np.flatnonzero(groups == lab), n_images, replace=False)
                 for _ in range(n_folders)] for lab in labs]

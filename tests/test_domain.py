@@ -11,8 +11,8 @@ from leukosk import VGG19LeukocyteClassifier
 from leukosk.adapt import adapt_batch_norm
 from leukosk.cli import main
 from leukosk.domain import (MIN_IMAGES, LabShiftMonitor, LabShiftWarning,
-                            calibrate_lab_shift, check_lab_shift, lab_shift_score,
-                            watch_lab_shift)
+                            calibrate_lab_shift, check_lab_shift, fit_lab_references,
+                            lab_shift_score, watch_lab_shift)
 
 
 def other_lab(X):
@@ -206,3 +206,75 @@ def test_both_thresholds_are_saved_and_a_bad_one_is_refused(fitted, tmp_path):
 def _save(clf, path):
     clf.save(path)
     return path
+
+
+# -- issue 28: a model of several labs scores a folder against the nearest one ------------
+
+def third_lab(X):
+    """A lab like neither: blue-grey, washed out."""
+    shifted = X.astype(float) * [0.3, 0.45, 0.6] + [60, 90, 120]
+    return np.clip(shifted, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def two_labs(fitted):
+    """The fitted model, given the statistics of two training labs (the
+    plain one and ``other_lab``); removed afterwards."""
+    clf, held_out = fitted
+    X = np.concatenate([held_out, other_lab(held_out)])
+    fit_lab_references(clf, X, np.repeat(["plain", "yellow"], len(held_out)))
+    yield clf, held_out
+    del clf.lab_shift_references_
+
+
+def test_references_score_each_folder_against_its_nearest_training_lab(two_labs):
+    clf, held_out = two_labs
+    fresh, _ = make_images(n_per_class=20, size=32, seed=2)  # cells never seen
+    with LabShiftMonitor(clf) as yellow:
+        clf.predict(other_lab(fresh))
+    assert yellow.nearest == "yellow"
+    assert set(yellow.subset_scores()) == {"plain", "yellow"}
+    assert yellow.score == min(yellow.subset_scores().values())
+    plain_only = clf.lab_shift_references_.pop("yellow")
+    try:  # against the plain lab alone the yellow folder is far
+        assert lab_shift_score(clf, other_lab(fresh)) > 5 * yellow.score
+    finally:
+        clf.lab_shift_references_["yellow"] = plain_only
+    X = np.concatenate([held_out, other_lab(held_out)])
+    shift = calibrate_lab_shift(clf, X, groups=np.repeat(["plain", "yellow"], len(held_out)),
+                                n_images=20, n_folders=20)
+    scores = {name: lab_shift_score(clf, f(fresh)) for name, f in
+              (("plain", lambda x: x), ("yellow", other_lab), ("third", third_lab))}
+    assert scores["plain"] < shift.threshold and scores["yellow"] < shift.threshold
+    assert scores["third"] > 2 * shift.threshold, (scores, shift.threshold)
+
+
+def test_references_are_saved_read_back_and_a_crafted_one_is_refused(two_labs, tmp_path):
+    clf, _ = two_labs
+    path = clf.save(tmp_path / "m.safetensors")
+    again = VGG19LeukocyteClassifier.load(path)
+    assert again.lab_shift_references_.keys() == clf.lab_shift_references_.keys()
+    for lab, layers in clf.lab_shift_references_.items():
+        for (mean, var), (mean2, var2) in zip(layers, again.lab_shift_references_[lab]):
+            np.testing.assert_allclose(mean, mean2)
+            np.testing.assert_allclose(var, var2)
+    held_out = make_images(n_per_class=5, size=32, seed=3)[0]
+    assert lab_shift_score(again, held_out) == pytest.approx(lab_shift_score(clf, held_out))
+    good = clf.lab_shift_references_
+    crafted = [({"plain": [[[0.0], [-1.0]]]}, "lab_shift_references"),  # negative variance
+               ({"plain": [[[float("nan")] * 3, [1.0] * 3]]}, "lab_shift_references"),
+               ({"plain": "zeros"}, "lab_shift_references")]
+    for bad, match in crafted:
+        clf.lab_shift_references_ = bad
+        with pytest.raises(ValueError, match=match):
+            clf.save(tmp_path / "bad.safetensors")
+        assert not (tmp_path / "bad.safetensors").exists()
+    clf.lab_shift_references_ = {"plain": [[[0.0] * 5, [1.0] * 5]]}  # 5 channels: wrong
+    try:
+        with pytest.raises(ValueError, match="does not match the network"):
+            lab_shift_score(clf, held_out)
+        wrong = clf.save(tmp_path / "wrong.safetensors")  # well formed, wrong size
+        with pytest.raises(ValueError, match="do not match the network"):
+            VGG19LeukocyteClassifier.load(wrong)
+    finally:
+        clf.lab_shift_references_ = good

@@ -25,7 +25,7 @@ from ..augmentation._augment import TrainingAugmentation, split_augmented
 from ..callbacks._checkpoint import AtomicCheckpoint
 from ..io._checkpoint import checkpoint_owner, data_fingerprint, load_checkpoint
 from ..io._model_file import LAB_SHIFT_FIELDS, read_model_file, save_model_file
-from ..nn._vgg import LeukocyteVGG, check_network, decode_size
+from ..nn._vgg import LeukocyteVGG, check_network, check_references, decode_size
 from ..utils._images import check_images
 from ..utils._labels import (check_same_classes, check_source, check_targets, class_weights,
                              encode, learn_classes, source_class_mask, source_weights)
@@ -49,6 +49,18 @@ def _combined(sample_weight, source_weight, mask):
     if not weights:
         return None if mask is None else np.ones(len(mask), np.float32)
     return np.prod(weights, axis=0).astype(np.float32)
+
+
+def _as_lists(value):
+    """Arrays, tensors and tuples as (nested) lists of Python numbers, for
+    JSON; anything else as it is (the model file's check judges it)."""
+    if isinstance(value, dict):
+        return {str(k): _as_lists(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, torch.Tensor, np.generic)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def _accuracy(net, X, y):
@@ -256,6 +268,11 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
     lab_shift_unsure_threshold_ : float
         Only where set (with the other): the unsureness (mean of one minus
         the top probability) above which a folder is flagged as well.
+    lab_shift_references_ : dict
+        Only where set (:func:`leukosk.domain.fit_lab_references`, for a
+        model trained on several labs): each training lab's statistics at the
+        first batch-norm layers; the lab-shift score is then the divergence
+        from the nearest of them. Saved and loaded with the model.
     augmentation_ : TrainingAugmentation or None
         The augmenter the last fit trained with and its random generator.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -756,6 +773,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         for name in LAB_SHIFT_FIELDS:
             if getattr(self, f"{name}_", None) is not None:
                 network[name] = float(getattr(self, f"{name}_"))
+        if getattr(self, "lab_shift_references_", None):
+            network["lab_shift_references"] = _as_lists(self.lab_shift_references_)
         save_model_file(path, self._plain_module().state_dict(),
                         self.get_params(deep=False), self.classes_,
                         self.history_.to_list(), __version__, network=network,
@@ -805,4 +824,8 @@ class VGG19LeukocyteClassifier(DevicePlacement, ImageInput, NeuralNetClassifier)
         for name in LAB_SHIFT_FIELDS:  # checked on reading
             if (network or {}).get(name) is not None:
                 setattr(model, f"{name}_", float(network[name]))
+        references = (network or {}).get("lab_shift_references")
+        if references is not None:  # their form checked on reading, their size here
+            check_references(path, model._plain_module(), references)
+            model.lab_shift_references_ = references
         return model

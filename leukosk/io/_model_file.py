@@ -168,9 +168,10 @@ def save_model_file(path, state_dict, params, classes, history, version, network
 
     problem = _thresholds_problem(network or {})
     if problem is not None:  # refused now, not by the load of the file written
-        raise ValueError(f"not saved: {problem} (lab_shift_threshold_ or "
-                         "lab_shift_unsure_threshold_); calibrate it again "
-                         "(leukosk.domain.calibrate_lab_shift, margin > 0) or delete it.")
+        raise ValueError(f"not saved: {problem} (lab_shift_threshold_, "
+                         "lab_shift_unsure_threshold_ or lab_shift_references_); "
+                         "calibrate it again (leukosk.domain.calibrate_lab_shift, "
+                         "margin > 0; leukosk.domain.fit_lab_references) or delete it.")
     config, not_saved = _config(params)
     metadata = {
         "format": FORMAT,
@@ -355,12 +356,41 @@ LAB_SHIFT_FIELDS = ("lab_shift_threshold", "lab_shift_unsure_threshold")
 
 
 def _thresholds_problem(network):
-    """What is wrong with the lab-shift thresholds of ``network`` (None: nothing)."""
+    """What is wrong with the lab-shift thresholds and references of
+    ``network`` (None: nothing)."""
     for name in LAB_SHIFT_FIELDS:
         problem = _threshold_problem(network.get(name), name)
         if problem is not None:
             return problem
+    return _references_problem(network.get("lab_shift_references"))
+
+
+def _references_problem(references):
+    """What is wrong with per-lab reference statistics (None: nothing, or
+    none given): lab name -> per layer a pair of equal-length lists, the
+    channels' means (finite) and variances (finite, positive)."""
+    if references is None:
+        return None
+    if not isinstance(references, dict) or not references:
+        return "lab_shift_references is not a non-empty mapping of lab names"
+    for name, layers in references.items():
+        if not isinstance(layers, (list, tuple)) or not layers or not all(
+                _moments_ok(layer) for layer in layers):
+            return (f"lab_shift_references[{name!r}] is not, per layer, a channel "
+                    "mean and a positive variance of equal lengths")
     return None
+
+
+def _moments_ok(layer):
+    if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+        return False
+    mean, var = layer
+    if not (isinstance(mean, list) and isinstance(var, list) and mean
+            and len(mean) == len(var)):
+        return False
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and math.isfinite(v) for v in mean + var)
+    return numbers and min(var) > 0
 
 
 def _threshold_problem(threshold, name="lab_shift_threshold"):

@@ -24,7 +24,8 @@ from ..weights._imagenet import (backbone_state, load_state_dict, normalization,
 from ._cellview import background_white, crop_boxes, locate_cells
 from ._settings import check_module_settings
 
-__all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size", "check_network", "check_network_metadata"]
+__all__ = ["LeukocyteVGG", "HEAD_PREFIX", "decode_size", "check_network", "check_network_metadata",
+           "check_references"]
 
 #: Parameter-name prefix of the replaced last layer inside ``LeukocyteVGG``.
 HEAD_PREFIX = "backbone.classifier.6."
@@ -363,6 +364,21 @@ def check_network(path, settings, n_classes, state):
             f"{str(path)!r}: its settings do not match its tensors ({wrong[0]}: "
             f"{theirs.get(wrong[0])} in the file, {shapes.get(wrong[0])} by the "
             "settings); the file is damaged or crafted: use the original.")
+
+
+def check_references(path, module, references):
+    """Check per-lab reference statistics (``lab_shift_references``, their
+    form already checked on reading) against the network's batch-norm layers:
+    as many channels, layer by layer, and no more layers than it has."""
+    channels = [len(m.running_mean) for m in module.modules()
+                if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None]
+    for name, layers in references.items():
+        if len(layers) > len(channels) or any(
+                len(mean) != n for (mean, _), n in zip(layers, channels)):
+            raise ValueError(
+                f"{str(path)!r}: its lab_shift_references[{name!r}] do not match the "
+                "network's batch-norm layers; the file is damaged or crafted: use the "
+                "original.")
 
 
 def check_network_metadata(path, network, n_classes, state):
