@@ -29,6 +29,8 @@ The public API:
 * :mod:`leukosk.adapt`: AdaBN for another lab's images.
 * :mod:`leukosk.domain`: whether images look like the training lab's (the
   lab-shift score and warning).
+* :mod:`leukosk.labs`: a model measured on each lab's labelled folder, before
+  and after a review (``evaluate_labs``).
 
 Names are imported on first use (PEP 562), so ``import leukosk`` itself reads
 no files beyond its own and does not import torch, skorch or scikit-learn.
@@ -58,7 +60,7 @@ _LAZY = {
     "FitInterruptedWarning": ".classifier._training",
 }
 _SUBMODULES = ("adapt", "callbacks", "count", "datasets", "domain", "explain",
-               "model_selection", "protocols", "reports", "uncertainty")
+               "labs", "model_selection", "protocols", "reports", "uncertainty")
 
 __all__ = ["VGG19LeukocyteClassifier", "LeukocyteVGG", "RandomReflectRotate", "AugmentedImages",
            "RandomScaleCrop", "RandomStainJitter", "RandomColorJitter", "RandomBlur",

@@ -22,7 +22,8 @@ from .classifier._pretrained import MODEL_FILE, load_model, resolve_model
 from .utils._files import atomic_paths
 from .utils._output import csv_text, encode_name, printable
 
-__all__ = ["read_corrections", "adapt_to_corrections", "write_adapted_model"]
+__all__ = ["read_corrections", "adapt_to_corrections", "adapt_checked",
+           "write_adapted_model"]
 
 COLUMNS = ("file", "model_class", "corrected_class")
 CARD_FILE = "model_card.json"
@@ -225,7 +226,6 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=T
     >>> clf.card_["decision"]  # one cell per class: none to hold back
     'adapted without a check: no class has 3 reviewed cells to hold back'
     """
-    from .protocols import few_shot_classifier
     from .weights._shipped import resolve_leukosk_weights
 
     fixes = corrections if isinstance(corrections, Bunch) else read_corrections(
@@ -242,14 +242,8 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=T
     if unknown:
         raise ValueError(f"class(es) {unknown} are not classes of the model "
                          f"({', '.join(classes)}); fix the corrected_class column.")
-    clf = few_shot_classifier(source, classes=classes, random_state=random_state,
-                              **params)
-    gain = _checked_gain(source, clf, X, y, random_state, params) if check else None
-    kept = gain is not None and gain.adapted_correct <= gain.start_correct
-    if kept:
-        clf = load_model(source, device=params.get("device", "auto"))
-    else:
-        clf.fit(X, y)
+    clf, gain, kept = adapt_checked(source, X, y, classes=classes, check=check,
+                                    random_state=random_state, **params)
     recipe = {k: v for k, v in params.items() if k not in ("device", "verbose")}
     clf.card_ = {
         "adapted_from": str(source), "adapted": not kept,
@@ -266,11 +260,73 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=T
     return clf
 
 
-def _checked_gain(source, clf, X, y, random_state, params):
+def adapt_checked(source, X, y, *, classes, check=True, start=None, random_state=0,
+                  **params):
+    """The few-shot fine-tune of ``source`` on labelled cells, kept only
+    where it gets more of them right, each held back once, than ``source``.
+
+    The one decision of :func:`adapt_to_corrections` (``leukosk adapt``) and
+    of the cross-lab evaluation (:func:`leukosk.labs.evaluate_labs`): with
+    ``check``, :func:`~leukosk.model_selection.held_back_gain` fine-tunes
+    three times, each time holding back a third of the cells, and the
+    adaptation is made only where the adapted models got more of the held-back
+    cells right than the starting model.
+
+    Parameters
+    ----------
+    source : LeukoskWeights or path-like
+        The starting model (:func:`~leukosk.resolve_model`'s answer).
+    X : images or paths
+    y : array-like of shape (n,)
+    classes : list
+        The classes of the adapted model (the starting model's).
+    check : bool, default=True
+    start : fitted VGG19LeukocyteClassifier, default=None
+        ``source`` already loaded (loaded here where needed).
+    random_state : int or None, default=0
+    **params
+        Parameters of :func:`leukosk.protocols.few_shot_classifier`.
+
+    Returns
+    -------
+    clf : VGG19LeukocyteClassifier
+        Fitted: the adapted model, or ``start`` itself where kept.
+    gain : Bunch or None
+        The check's counts (None: not checked, or no class with 3 cells).
+    kept : bool
+        Whether the starting model was kept.
+
+    Examples
+    --------
+    >>> from leukosk import resolve_model
+    >>> from leukosk.corrections import adapt_checked
+    >>> from leukosk.datasets import load_pbc_sample
+    >>> sample = load_pbc_sample()
+    >>> source = resolve_model("default")
+    >>> classes = list(source.meta["classes"])
+    >>> clf, gain, kept = adapt_checked(source, sample.images[::5], sample.target[::5],
+    ...                                 classes=classes, max_epochs=1, tta=False,
+    ...                                 device="cpu")
+    >>> gain.n, kept == (gain.adapted_correct <= gain.start_correct)
+    (32, True)
+    """
+    from .protocols import few_shot_classifier
+
+    clf = few_shot_classifier(source, classes=classes, random_state=random_state,
+                              **params)
+    if start is None and check:
+        start = load_model(source, device=params.get("device", "auto"))
+    gain = _checked_gain(start, clf, X, y, random_state) if check else None
+    kept = gain is not None and gain.adapted_correct <= gain.start_correct
+    if kept:
+        return start, gain, True
+    return clf.fit(X, y), gain, False
+
+
+def _checked_gain(start, clf, X, y, random_state):
     """The adaptation tried with cells held back (``held_back_gain``), quietly."""
     from .model_selection import held_back_gain
 
-    start = load_model(source, device=params.get("device", "auto"))
     return held_back_gain(start, clone(clf).set_params(verbose=0), X, y,
                           random_state=random_state)
 

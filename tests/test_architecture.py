@@ -30,6 +30,7 @@ LAYERS = [
     ["review"],
     ["protocols"],
     ["corrections"],
+    ["labs"],
     ["cli"],
     ["__main__"],
 ]
