@@ -38,18 +38,26 @@ def _field(value):
 
 def _locate(name, roots, csv_path):
     """The image file of the cell ``name``: the one place of the rule that
-    corrections stay inside the counted folder.
+    corrections stay inside the counted folder. A cell of a field (``leukosk
+    count --fields``, named ``field.jpg#x0,y0,x1,y1``) is its field's path
+    and box, the field inside the folder as any cell.
 
     ``name`` is relative to one of ``roots``; a name that resolves outside
     them (an absolute path, ``..``, a symbolic link out) is refused with the
     same words as a missing file, so that the message never tells whether a
     path exists elsewhere on the machine.
     """
+    from .fields import cell_name, parse_cell_name
+
+    cell = parse_cell_name(name)  # a cell of a field: field.jpg#x0,y0,x1,y1
     for root in map(Path, roots):
         top = root.resolve()
         path = (top / name).resolve()
         if top in path.parents and path.is_file():
             return str(path)
+        field = None if cell is None else (top / cell[0]).resolve()
+        if field is not None and top in field.parents and field.is_file():
+            return cell_name(str(field), cell[1])
     raise FileNotFoundError(
         f"{printable(csv_path)}: the cell '{encode_name(name)}' is no image file inside "
         f"{' or '.join(printable(r) for r in roots)} (cells are named relative to the "
@@ -226,6 +234,7 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=T
     >>> clf.card_["decision"]  # one cell per class: none to hold back
     'adapted without a check: no class has 3 reviewed cells to hold back'
     """
+    from .fields import parse_cell_name, read_cells
     from .weights._shipped import resolve_leukosk_weights
 
     fixes = corrections if isinstance(corrections, Bunch) else read_corrections(
@@ -242,6 +251,8 @@ def adapt_to_corrections(model, corrections, *, folders=(), images=None, check=T
     if unknown:
         raise ValueError(f"class(es) {unknown} are not classes of the model "
                          f"({', '.join(classes)}); fix the corrected_class column.")
+    if any(parse_cell_name(x) is not None for x in fixes.files):  # cells of fields
+        X = read_cells(X, load_model(source, device="cpu").decode_size_)
     clf, gain, kept = adapt_checked(source, X, y, classes=classes, check=check,
                                     random_state=random_state, **params)
     recipe = {k: v for k, v in params.items() if k not in ("device", "verbose")}

@@ -139,7 +139,7 @@ def differential_count(clf, images, *, names=None, confidence=0.95, sets=None,
                  labels=labels, proba=proba, confidence=confidence, classes=classes)
 
 
-def write_count_files(folder, count, *, model=None, lab_shift=None):
+def write_count_files(folder, count, *, model=None, lab_shift=None, fields=None):
     """Write a differential count as ``count.csv``, ``referred.csv`` and ``count.json``.
 
     The files of ``leukosk count``, each written atomically (a crash leaves
@@ -162,6 +162,11 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
         The verdict of :func:`leukosk.domain.watch_lab_shift` (``score``,
         ``threshold``, ``shifted``); None when the images were not checked
         (all three are then null).
+    fields : Bunch, default=None
+        Where the cells were found in microscope fields (``leukosk count
+        --fields``): ``n_fields``, ``field_names`` and ``boxes`` (each
+        cell's field and box) and ``empty_names`` (the fields without a
+        white cell); written to ``count.json``'s ``fields``.
 
     Returns
     -------
@@ -173,8 +178,10 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
     ``count.csv``: ``class, count, percent, ci_low, ci_high`` (percentages,
     two decimals); ``referred.csv``: ``file, predicted, plausible classes``
     (the set, space-separated); ``count.json``: ``model``, ``n_cells``,
-    ``confidence``, ``interval``, ``table``, ``referral``, ``referred`` and
-    ``lab_shift``.
+    ``confidence``, ``interval``, ``table``, ``referral``, ``referred``,
+    ``lab_shift`` and, for fields, ``fields`` (``n_fields``, ``empty``: the
+    fields without a white cell, ``cells``: each cell's ``field`` and
+    ``box``, in the order of the count).
 
     Examples
     --------
@@ -217,6 +224,12 @@ def write_count_files(folder, count, *, model=None, lab_shift=None):
                 "lab_shift": {key: shift.get(key) for key in
                               ("score", "threshold", "unsure", "unsure_threshold",
                                "shifted")}}
+    if fields is not None:
+        document["fields"] = {
+            "n_fields": int(fields.n_fields),
+            "empty": [encode_name(name) for name in fields.empty_names],
+            "cells": [{"field": encode_name(name), "box": [int(round(float(v))) for v in box]}
+                      for name, box in zip(fields.field_names, fields.boxes)]}
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
     return paths

@@ -28,13 +28,16 @@ pixels wide:
 Deterministic, no downloaded weights; numpy and scipy only.
 """
 
+import re
+
 import numpy as np
 from scipy import ndimage
 from sklearn.utils import Bunch
 
-from .utils._images import check_images, decode_image
+from .utils._images import check_images, decode_image, resize_batch
 
-__all__ = ["find_white_cells", "crop_cells", "field_cells", "classify_fields"]
+__all__ = ["find_white_cells", "crop_cells", "field_cells", "classify_fields", "cell_name",
+           "parse_cell_name", "read_cells"]
 
 
 def _as_field(image):
@@ -307,3 +310,75 @@ def field_cells(fields, size, **finder):
                  crops=np.concatenate(crops + [np.empty((0, size, size, 3), np.uint8)]),
                  empty=np.array([i for i, r in enumerate(found) if not len(r.boxes)],
                                 dtype=int))
+
+
+_CELL_NAME = re.compile(r"(.*)#(-?\d+),(-?\d+),(-?\d+),(-?\d+)", re.DOTALL)
+
+
+def cell_name(field, box):
+    """The name of a cell found in a field: the field's name and the box in
+    whole pixels, ``field.jpg#x0,y0,x1,y1`` (as ``leukosk count --fields``
+    names cells on its review page and in ``corrections.csv``).
+
+    Examples
+    --------
+    >>> from leukosk.fields import cell_name, parse_cell_name
+    >>> cell_name("day1/f03.jpg", [10.4, 20.6, 80.0, 91.2])
+    'day1/f03.jpg#10,21,80,91'
+    >>> parse_cell_name("day1/f03.jpg#10,21,80,91")
+    ('day1/f03.jpg', (10, 21, 80, 91))
+    >>> parse_cell_name("day1/cell.jpg") is None
+    True
+    """
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    return f"{field}#{x0},{y0},{x1},{y1}"
+
+
+def parse_cell_name(name):
+    """``(field, box)`` of a name :func:`cell_name` wrote; None for any other name."""
+    match = _CELL_NAME.fullmatch(str(name))
+    if match is None:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in match.groups()[1:])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return match.group(1), (x0, y0, x1, y1)
+
+
+def read_cells(items, size):
+    """Cells as images of ``size`` px: an image file decoded, or a cell of a
+    field (``field.jpg#x0,y0,x1,y1``, a path then its box) cropped as
+    :func:`field_cells` crops it.
+
+    Parameters
+    ----------
+    items : sequence of str
+    size : int
+
+    Returns
+    -------
+    ndarray of shape (n, size, size, 3), uint8
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from leukosk.fields import read_cells
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(f"{d}/f.png")
+    ...     read_cells([f"{d}/f.png", f"{d}/f.png#5,5,25,25"], 16).shape
+    (2, 16, 16, 3)
+    """
+    import torch
+
+    out = np.empty((len(items), size, size, 3), np.uint8)
+    for i, item in enumerate(items):
+        parsed = parse_cell_name(item)
+        if parsed is None:  # resized as files are for the model (resize_batch)
+            chw = torch.from_numpy(decode_image(item)).permute(2, 0, 1)[None]
+            out[i] = resize_batch(chw, size)[0].permute(1, 2, 0).numpy()
+        else:
+            out[i] = crop_cells(decode_image(parsed[0]), np.array([parsed[1]], float),
+                                size)[0]
+    return out

@@ -188,3 +188,71 @@ def test_classify_fields_sees_each_cell_as_an_analyser_crop():
     alone = clf.predict_proba(crop_cells(field, cells.boxes, clf.decode_size_))
     np.testing.assert_allclose(cells.proba, alone, atol=1e-6)
     assert cells.crops.shape == (2, clf.decode_size_, clf.decode_size_, 3)
+
+
+@pytest.fixture(scope="module")
+def counted_fields(tmp_path_factory):
+    """``leukosk count --fields`` on three synthetic fields (2, 0 and 1 white
+    cells), with the nuclei's centres of each."""
+    from PIL import Image
+
+    from leukosk.cli import main
+
+    root = tmp_path_factory.mktemp("count_fields")
+    rng = np.random.default_rng(5)
+    truth = {}
+    (root / "fields").mkdir()
+    for i, k in enumerate([2, 0, 1]):
+        field, centres = synthetic_field(rng, k, red_cell=16, shape=(240, 320), n_red=40)
+        Image.fromarray(field).save(root / "fields" / f"field{i}.png")
+        truth[f"field{i}.png"] = centres
+    assert main(["count", "default", str(root / "fields"), "--fields", "--out",
+                 str(root / "out"), "--device", "cpu", "--quiet"]) == 0
+    return root, truth
+
+
+def test_count_fields_counts_every_cell_and_lists_empty_fields(counted_fields):
+    import json
+
+    root, truth = counted_fields
+    out = root / "out"
+    document = json.loads((out / "count.json").read_text())
+    assert document["n_cells"] == 3
+    fields = document["fields"]
+    assert fields["n_fields"] == 3 and fields["empty"] == ["field1.png"]
+    for name, centres in truth.items():
+        boxes = [c["box"] for c in fields["cells"] if c["field"] == name]
+        assert _matched(boxes, centres) == len(centres) == len(boxes)
+    assert sorted(p.name for p in (out / "fields").iterdir()) == ["000000.jpg",
+                                                                  "000002.jpg"]
+    page = (out / "index.html").read_text()
+    assert "No white cell was found in 1 field(s): field1.png." in page
+    assert '"src": "fields/000000.jpg"' in page
+    names = [c["field"] + "#" + ",".join(map(str, c["box"])) for c in fields["cells"]]
+    assert all(f'"name": "{n}"' in page for n in names)  # cells named field#box
+
+
+def test_corrections_of_field_cells_adapt_from_their_crops(counted_fields, tmp_path):
+    import json
+
+    from leukosk.corrections import adapt_to_corrections, read_corrections
+
+    root, _ = counted_fields
+    cells = json.loads((root / "out" / "count.json").read_text())["fields"]["cells"]
+    names = [c["field"] + "#" + ",".join(map(str, c["box"])) for c in cells]
+    csv_path = tmp_path / "corrections.csv"
+    csv_path.write_text("file,model_class,corrected_class\n" + "".join(  # quoted: commas
+        f'"{n}",neutrophil,{c}\n' for n, c in zip(names, ["monocyte", "lymphocyte",
+                                                          "monocyte"])))
+    fixes = read_corrections(csv_path, images=root / "fields")
+    assert [f.rsplit("#", 1)[1] for f in fixes.files] == [n.rsplit("#", 1)[1]
+                                                          for n in names]
+    clf = adapt_to_corrections("default", csv_path, images=root / "fields", check=False,
+                               max_epochs=1, tta=False, device="cpu")
+    assert clf.card_["n_cells"] == 3 and clf.card_["adapted"]
+    outside = tmp_path / "outside.png"
+    outside.write_bytes((root / "fields" / "field0.png").read_bytes())
+    csv_path.write_text("file,model_class,corrected_class\n"
+                        f'"../{outside.name}#1,2,60,70",neutrophil,monocyte\n')
+    with pytest.raises(FileNotFoundError, match="no image file inside"):
+        read_corrections(csv_path, images=root / "fields")

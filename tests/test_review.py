@@ -315,3 +315,37 @@ def test_library_page_checks_its_input(tmp_path):
     assert display_names(X) == ["cell 1", "cell 2", "cell 3"]
     page = write_review_page(tmp_path, count, X, names=["x", "y", "</script>"])
     assert page.read_text().count("</script>") == 2  # the two real ones
+
+
+def test_a_cell_of_a_field_is_shown_boxed_in_its_field(browser, tmp_path):
+    """``leukosk count --fields``: clicking a cell shows its field with the
+    box around it; the download names the cell by its field and box."""
+    from test_fields import synthetic_field
+
+    folder = tmp_path / "fields"
+    folder.mkdir()
+    field, centres = synthetic_field(np.random.default_rng(5), 2, red_cell=16)
+    Image.fromarray(field).save(folder / "field0.png")
+    out = tmp_path / "out"
+    assert main(["count", "default", str(folder), "--fields", "--out", str(out),
+                 "--device", "cpu", "--quiet"]) == 0
+    page, events = _open(browser, out / "index.html")
+    view = page.locator("#field-view")
+    assert not view.is_visible()
+    page.locator(".grid .cell").first.click()
+    assert view.is_visible()
+    page.wait_for_function("document.querySelector('#field-view img').complete")
+    img = view.locator("img").bounding_box()
+    box = view.locator(".box").bounding_box()
+    assert img["width"] > 100 and 0 < box["width"] < img["width"]
+    # the box drawn holds the centre of one nucleus, in the field's pixels
+    scale = field.shape[1] / img["width"]
+    x0, y0 = (box["x"] - img["x"]) * scale, (box["y"] - img["y"]) * scale
+    x1, y1 = x0 + box["width"] * scale, y0 + box["height"] * scale
+    assert any(x0 <= cx <= x1 and y0 <= cy <= y1 for cy, cx in centres)
+    page.locator("#picker-classes button").first.click()
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    rows = open(download.value.path(), encoding="utf-8").read().splitlines()
+    assert rows[1].startswith('"field0.png#') and events == []
+    page.close()

@@ -30,7 +30,7 @@ MODEL_FILE = "model.safetensors"
 
 #: What a ``count`` output folder holds: a later run may replace these.
 COUNT_FILES = {"count.csv", "count.json", "referred.csv", "count.png", "count.svg",
-               "index.html", "cells"}
+               "index.html", "cells", "fields"}
 
 
 class Interrupted(Exception):
@@ -194,7 +194,8 @@ def predict(args):
     clf, _ = _model(model, args.device, args.tta)
     boxes = None
     if args.fields:
-        files, boxes, images = _field_cells(files, clf.decode_size_)
+        cells = _field_cells(files, clf.decode_size_)
+        files, boxes, images = [files[i] for i in cells.field], cells.boxes, cells.crops
     else:
         images = files
     with watch_lab_shift(clf, len(images), where=_where(inputs)):
@@ -214,8 +215,8 @@ def predict(args):
 
 
 def _field_cells(files, size):
-    """Each white cell of the fields ``files``: its field's path (one per
-    cell), its box and its crop; fields without one are listed on stderr."""
+    """The white cells of the fields ``files`` (:func:`leukosk.fields.field_cells`);
+    fields without one are listed on stderr."""
     from ..fields import field_cells
 
     cells = field_cells(files, size)
@@ -223,7 +224,23 @@ def _field_cells(files, size):
         names = ", ".join(printable(files[i]) for i in cells.empty[:5])
         print(f"note: no white cell found in {len(cells.empty)} of {len(files)} fields "
               f"({names}{' ...' if len(cells.empty) > 5 else ''})", file=sys.stderr)
-    return [files[i] for i in cells.field], cells.boxes, cells.crops
+    return cells
+
+
+def _counted_fields(files, names, size):
+    """The white cells of the fields ``files`` for ``count --fields``: their
+    crops, each named by its field and box (``field.jpg#x0,y0,x1,y1``, the
+    name the page and ``corrections.csv`` use), and the fields without one
+    (noted on stderr)."""
+    from sklearn.utils import Bunch
+
+    from ..fields import cell_name
+
+    cells = _field_cells(files, size)
+    return Bunch(crops=cells.crops, paths=files, field=cells.field, boxes=cells.boxes,
+                 names=[cell_name(names[k], box) for k, box in zip(cells.field, cells.boxes)],
+                 field_names=[names[k] for k in cells.field],
+                 empty_names=[names[k] for k in cells.empty], n_fields=len(files))
 
 
 def _write_predictions(out, format, files, labels, classes, proba, boxes=None):
@@ -303,16 +320,20 @@ def count(args):
     files = list_images([args.folder])
     clf, used = _model(args.model, args.device)
     sets = _conformal_sets(clf, args)
-    with watch_lab_shift(clf, len(files), where=_where([args.folder])) as shift:
-        result = differential_count(clf, files, names=files, confidence=args.confidence,
-                                    sets=sets, coverage=args.coverage)
     root = folder if folder.is_dir() else folder.parent
+    names, fields = display_names(files, root), None
+    images = files
+    if args.fields:
+        fields = _counted_fields(files, names, clf.decode_size_)
+        images, names = fields.crops, fields.names
+    with watch_lab_shift(clf, len(images), where=_where([args.folder])) as shift:
+        result = differential_count(clf, images, names=names, confidence=args.confidence,
+                                    sets=sets, coverage=args.coverage)
     with replaced_folder(out, owned=COUNT_FILES.__contains__) as new:
-        write_count_files(new, result, model=used, lab_shift=shift)
+        write_count_files(new, result, model=used, lab_shift=shift, fields=fields)
         save_figure(plot_differential_count(result), new / "count")
-        page = write_review_page(new, result, files, clf=clf,
-                                 names=display_names(files, root), title=title,
-                                 lab_shift=shift)
+        page = write_review_page(new, result, images, clf=clf, names=names, title=title,
+                                 lab_shift=shift, fields=fields)
     for row in result.table:
         print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
               f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]")

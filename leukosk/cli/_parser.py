@@ -242,6 +242,10 @@ def _add_count(sub):
     add_options(count, "model", model={"metavar": "MODEL_OR_DEFAULT"})
     count.add_argument("folder", metavar="FOLDER")
     add_options(count, "out")
+    count.add_argument("--fields", action="store_true",
+                       help="the images are microscope fields: find every white cell "
+                            "in each, count them all, and show each cell in its field "
+                            "on the review page; fields without one are listed")
     count.add_argument("--confidence", type=_level, default=0.95,
                        help="confidence of the intervals (default: %(default)s)")
     count.add_argument("--coverage", type=_level, default=0.95,

@@ -24,6 +24,7 @@ import html
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = ["write_review_page", "display_names"]
 
 PAGE = "index.html"
 CELLS = "cells"
+FIELDS = "fields"
 
 
 def display_names(images, root=None):
@@ -97,6 +99,34 @@ def _write_cells(folder, images, count, clf, sizes):
     return cams is not None
 
 
+def _write_fields(folder, fields, size):
+    """Each field that holds a cell, at most ``size`` px on its longer side,
+    in ``folder``; its name and pixel size."""
+    from PIL import Image
+
+    shown = {}
+    for k in np.unique(fields.field):
+        pixels = np.asarray(_pixels(fields.paths, int(k)), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        image.thumbnail((size, size))
+        image.save(folder / f"{int(k):06d}.jpg", format="JPEG", quality=85)
+        shown[int(k)] = pixels.shape[:2]
+    return shown
+
+
+def _field_data(fields, shape_of):
+    """Per cell: its field's image and its box as percentages of the field."""
+    out = []
+    for k, box in zip(fields.field, fields.boxes):
+        height, width = shape_of[int(k)]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        out.append({"src": f"{FIELDS}/{int(k):06d}.jpg",
+                    "box": [round(100 * x0 / width, 3), round(100 * y0 / height, 3),
+                            round(100 * (x1 - x0) / width, 3),
+                            round(100 * (y1 - y0) / height, 3)]})
+    return out
+
+
 def _grad_cams(clf, images, indices):
     if clf is None or not indices or not hasattr(clf, "module_"):
         return None
@@ -136,7 +166,7 @@ def _cell_data(count, names, with_cams):
     return cells
 
 
-def _page_data(count, names, with_cams):
+def _page_data(count, names, with_cams, fields=None, shape_of=None):
     from scipy.stats import norm
 
     confidence = np.asarray([c.max() for c in count.proba]) if count.n_cells else []
@@ -149,6 +179,8 @@ def _page_data(count, names, with_cams):
         "cells": _cell_data(count, names, with_cams),
         "referred": _referred_indices(count),
         "order": [int(i) for i in np.argsort(confidence, kind="stable")],
+        "fields": None if fields is None else _field_data(fields, shape_of),
+        "empty": [] if fields is None else [encode_name(n) for n in fields.empty_names],
     }
 
 
@@ -197,6 +229,19 @@ def _lab_shift_warning(lab_shift):
             "trusting this count.</div>\n")
 
 
+def _empty_fields(data):
+    """The line listing the fields where no white cell was found."""
+    if data["fields"] is None:
+        return ""
+    empty = data["empty"]
+    if not empty:
+        return "<p>A white cell was found in every field.</p>\n"
+    shown = ", ".join(html.escape(n) for n in empty[:50])
+    more = f" and {len(empty) - 50} more" if len(empty) > 50 else ""
+    return (f'<p id="empty-fields">No white cell was found in {len(empty)} '
+            f"field(s): {shown}{more}.</p>\n")
+
+
 def _html(count, data, title, lab_shift=None):
     title = html.escape(encode_name(title))
     confidence = f"{count.confidence:.0%}"
@@ -209,7 +254,9 @@ def _html(count, data, title, lab_shift=None):
 {_lab_shift_warning(lab_shift)}<h1>{title}</h1>
 <h2>Differential count</h2>
 <p>{count.n_cells} cells; share of each class with its {confidence} Wilson interval.
-Click a cell to give its true class: the count follows.</p>
+Click a cell to give its true class: the count follows{
+    "" if data["fields"] is None else ", and the cell is shown in its field"}.</p>
+{_empty_fields(data)}
 <table class="differential" id="differential">
 <tr><th>class</th><th>count</th><th>%</th><th>{confidence} interval (%)</th><th></th></tr>
 {_differential_rows(count)}
@@ -227,6 +274,7 @@ as confirmed (after sign-off)</label>
 <div id="groups"></div>
 <div id="picker" hidden role="dialog" aria-label="true class">
 <div class="title"></div><div class="predicted"></div>
+<div class="field-view" id="field-view" hidden><img alt="the cell's field"><div class="box"></div></div>
 <div id="picker-classes"></div>
 <button type="button" id="undo">undo my choice</button>
 <button type="button" id="close">close</button>
@@ -239,7 +287,7 @@ as confirmed (after sign-off)</label>
 
 def write_review_page(out_dir, count, images, *, clf=None, names=None,
                       title="leukosk review", lab_shift=None, thumbnail_size=96,
-                      image_size=192):
+                      image_size=192, fields=None, field_size=640):
     """Write the review page of one sample: ``out_dir/index.html`` and ``cells/``.
 
     Parameters
@@ -265,6 +313,16 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
         Side of the thumbnails in pixels (small, so that 2,000 cells load
         fast); referred cells are shown at ``image_size``.
     image_size : int, default=192
+    fields : Bunch, default=None
+        Where the cells come from microscope fields (``leukosk count
+        --fields``): ``paths`` (the field images), ``field`` (each cell's
+        index in ``paths``), ``boxes`` (each cell's box in its field's
+        pixels, as :func:`leukosk.fields.field_cells` gives them) and
+        ``empty_names`` (the fields without a white cell, listed on the
+        page). The fields are written to ``fields/``, and clicking a cell
+        shows it boxed in its field.
+    field_size : int, default=640
+        Longer side of the fields shown, in pixels.
 
     Returns
     -------
@@ -292,16 +350,31 @@ def write_review_page(out_dir, count, images, *, clf=None, names=None,
                          "were given; pass the images the count was made from.")
     names = display_names(images) if names is None else [str(n) for n in names]
     out.mkdir(parents=True, exist_ok=True)
-    remove_dead_temps(out, f".{CELLS}.")  # left by a killed writer
-    remove_dead_temps(out, f".{CELLS}.old.")
-    built = writer_tempdir(out, f".{CELLS}.")
-    try:
+    with _fresh_folder(out, CELLS) as built:
         with_cams = _write_cells(built, images, count, clf, (thumbnail_size, image_size))
-        _replace_folder(built, out / CELLS)
-    finally:
-        shutil.rmtree(built, ignore_errors=True)
+    shape_of = None
+    if fields is not None:
+        if len(fields.field) != count.n_cells:
+            raise ValueError(f"fields names {len(fields.field)} cells, the count "
+                             f"{count.n_cells}; pass the fields the cells came from.")
+        with _fresh_folder(out, FIELDS) as built:
+            shape_of = _write_fields(built, fields, field_size)
     page = out / PAGE
     with atomic_path(page) as tmp:
-        tmp.write_text(_html(count, _page_data(count, names, with_cams), title,
-                             lab_shift), encoding="utf-8")
+        tmp.write_text(_html(count, _page_data(count, names, with_cams, fields, shape_of),
+                             title, lab_shift), encoding="utf-8")
     return page
+
+
+@contextmanager
+def _fresh_folder(out, name):
+    """A temporary folder in ``out`` that replaces ``out/name`` when the
+    block succeeds (a reader sees the old or the new, never a mix)."""
+    remove_dead_temps(out, f".{name}.")  # left by a killed writer
+    remove_dead_temps(out, f".{name}.old.")
+    built = writer_tempdir(out, f".{name}.")
+    try:
+        yield built
+        _replace_folder(built, out / name)
+    finally:
+        shutil.rmtree(built, ignore_errors=True)

@@ -38,6 +38,11 @@ table.differential tr.changed td { background: #fff3cd; }
 #picker button { display: block; width: 100%; margin: 2px 0; text-align: left; }
 #picker[hidden] { display: none; }
 .toolbar { margin: 1em 0; }
+.field-view { position: relative; margin: 6px 0; max-width: 240px; }
+.field-view img { width: 100%; display: block; }
+.field-view .box { position: absolute; border: 2px solid #ffd400; box-shadow: 0 0 0 1px #000; }
+.field-view[hidden] { display: none; }
+#picker.with-field { max-width: 420px; } #picker.with-field .field-view { max-width: 400px; }
 .warning { border: 3px solid #d9534f; background: #fdecea; color: #611a15; padding: 10px 14px;
            border-radius: 6px; font-size: 1.15em; margin-bottom: 1em; }
 """
@@ -121,8 +126,23 @@ function openPicker(i) {
   picker.querySelector(".title").textContent = cells[i].name;
   picker.querySelector(".predicted").textContent =
     `model: ${cells[i].predicted} (${fmt(cells[i].confidence)} %)`;
+  showField(i);
   picker.hidden = false;
   picker.querySelector("button").focus();
+}
+
+function showField(i) {   // the cell boxed in its field (leukosk count --fields)
+  const view = document.getElementById("field-view");
+  const field = data.fields ? data.fields[i] : null;
+  view.hidden = field === null;
+  document.getElementById("picker").classList.toggle("with-field", field !== null);
+  if (field === null) { return; }
+  view.querySelector("img").src = field.src;
+  const [left, top, width, height] = field.box, box = view.querySelector(".box");
+  box.style.left = `${left}%`;
+  box.style.top = `${top}%`;
+  box.style.width = `${width}%`;
+  box.style.height = `${height}%`;
 }
 
 function closePicker() { document.getElementById("picker").hidden = true; current = null; }
