@@ -9,7 +9,7 @@ class masks (``--mask``: a cell of the second source is scored over the classes
 its source has, so that its style never counts as evidence against the classes it
 lacks), source balance (on by default: each source weighs as much in the loss),
 colour jitter (the recipe's strong one, or V3's with ``--v3-colour``), label
-smoothing. The defaults are :func:`leukosk.protocols.leukosk2026_multi`'s. It then scores PBC's 20 % side (accuracy and macro-F1), the
+smoothing, weight averaging (``--ema``). The defaults are :func:`leukosk.protocols.leukosk2026_multi`'s. It then scores PBC's 20 % side (accuracy and macro-F1), the
 second source's 20 % side (the plain 8-class answer and the classes present),
 and each ``--lab`` folder (classes present and 8-class answer, no label and no
 setting), with how often the cells of each non-PBC set are called one of the
@@ -61,6 +61,8 @@ def parse():
     p.add_argument("--v3-colour", action="store_true",
                    help="V3's colour and stain jitter instead of the recipe's strong "
                         "one (the short runs logged strong_colour: false)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="average the weights (leukosk.callbacks.WeightAveraging)")
     p.add_argument("--train-fraction", type=float, default=1.0)
     p.add_argument("--save", default=None)
     p.add_argument("--checkpoint", default=None)
@@ -100,6 +102,11 @@ def run(args):
     recipe = leukosk2026_multi(weights=init, random_state=0, mask=args.mask,
                                balance=args.balance, **params)
     clf = recipe.estimator
+    if args.ema:
+        from leukosk.callbacks import WeightAveraging
+
+        clf.set_params(callbacks=list(clf.callbacks)
+                       + [("ema", WeightAveraging(decay=args.ema))])
     if args.v3_colour:
         clf.set_params(augment=lab_shift_augmentations(random_state=0))
     size = decode_size(clf.image_size, clf.network_settings()["module"])
