@@ -13,15 +13,21 @@ bundled sample's images and of the second source) and, on images it never saw:
   :func:`leukosk.domain.calibrate_lab_shift`); the second halves measure them
   (coverage; the share of random 100-image folders of each source flagged);
 * each ``--lab`` folder: classes present and 8-class answer, how often it is
-  flagged, ten-shot ``few_shot_classifier`` (``--draws`` draws), and the review
-  loop as ``leukosk adapt`` runs it (10 reviewed cells per class, the held-back
-  check, scored on the lab's other cells), also for a review of PBC cells (a
-  lab the model knows);
+  flagged, ten-shot ``few_shot_classifier`` (``--draws`` draws);
+* the cross-lab table (:func:`leukosk.labs.evaluate_labs`, on the file
+  shipped) for each ``--lab`` and for the evaluation halves of PBC and of the
+  second source (labs the model knows): the review loop as ``leukosk adapt``
+  runs it (10 reviewed cells per class, the held-back check), scored on the
+  cells not reviewed;
 * prediction throughput from JPEG files against ``--baseline`` in the same run.
 
-The model is saved in float16 with its two lab-shift thresholds; its SHA-256
+Before calibrating, each training lab's own statistics are recorded on its
+training images (:func:`leukosk.domain.fit_lab_references`), so that a
+folder's lab-shift score is its divergence from the nearest training lab.
+The model is saved in float16 with its two lab-shift thresholds and those
+statistics; its SHA-256
 and everything above go to ``--record`` (JSON), and its records to
-``--provenance`` (by default ``docs/results/v4_candidate.json``).
+``--provenance`` (by default ``docs/results/v4.json``).
 
     python benchmarks/ship_v4.py ../shared/data/PBC_dataset_normal_DIB \\
         --second ../shared/data/other_labs/raabin --model v4.safetensors \\
@@ -49,8 +55,9 @@ from v4_recipe import SECOND_ONLY, halves, lab_scores
 
 from leukosk import VGG19LeukocyteClassifier, load_pretrained
 from leukosk.datasets import PBCDataWarning, load_pbc, sample_folder
-from leukosk.domain import LabShiftMonitor, calibrate_lab_shift
-from leukosk.model_selection import few_shot_scores, held_back_gain
+from leukosk.domain import LabShiftMonitor, calibrate_lab_shift, fit_lab_references
+from leukosk.labs import evaluate_labs
+from leukosk.model_selection import few_shot_scores
 from leukosk.protocols import few_shot_classifier
 from leukosk.uncertainty import ConformalSets, conformalize
 
@@ -82,35 +89,6 @@ def flagged(clf, images, shift, n_images=100, n_folders=200, seed=0):
             "unsure_median": round(float(np.median(unsure)), 4)}
 
 
-def review_loop(clf, model_path, images, target, *, draws, seed=0, k=10):
-    """``leukosk adapt`` on ``k`` reviewed cells per class (the held-back
-    check included), scored on the other cells, against the starting model."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(draws):
-        reviewed = np.concatenate([rng.choice(np.flatnonzero(target == c),
-                                              min(k, int((target == c).sum()) - 1),
-                                              replace=False) for c in np.unique(target)])
-        others = np.setdiff1d(np.arange(len(target)), reviewed)
-        adapter = few_shot_classifier(model_path, classes=clf.classes_, random_state=0)
-        gain = held_back_gain(clf, adapter, images[reviewed], target[reviewed])
-        kept = gain is not None and gain.adapted_correct <= gain.start_correct
-        start = accuracy_score(target[others], clf.predict(images[others]))
-        if kept:
-            after = start
-        else:
-            adapter.fit(images[reviewed], target[reviewed])
-            after = accuracy_score(target[others], adapter.predict(images[others]))
-        out.append({"kept_start": bool(kept), "start": round(start, 4),
-                    "after": round(after, 4), "n_others": len(others),
-                    "check": None if gain is None else {
-                        k_: gain[k_] for k_ in ("n", "start_correct", "adapted_correct")}})
-        print("review", json.dumps(out[-1]))
-    return {"draws": out, "after_mean": round(float(np.mean([d["after"] for d in out])), 4),
-            "after_min": round(float(np.min([d["after"] for d in out])), 4),
-            "start_mean": round(float(np.mean([d["start"] for d in out])), 4)}
-
-
 def ten_shot(model_path, images, target, draws):
     start = time.perf_counter()
     shots = few_shot_scores(few_shot_classifier(model_path, random_state=0), images,
@@ -134,8 +112,11 @@ def main(argv=None):
     p.add_argument("--baseline", default="PBC_VGG19BN_W375_64PX_CELL_V3")
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--review-draws", type=int, default=3)
-    add_record_options(p, default=str(RESULTS_DIR / "v4_candidate.json"),
-                       option="--provenance")
+    p.add_argument("--model-name", default=V4_MODEL,
+                   help="how the records name the model (default: %(default)s)")
+    p.add_argument("--prefix", default="v4", help="the records' id prefix")
+    p.add_argument("--title", default="Issue 28's V4, trained on PBC and Raabin-WBC")
+    add_record_options(p, default=str(RESULTS_DIR / "v4.json"), option="--provenance")
     args = p.parse_args(argv)
     machine = resolve_machine(args.machine)
     torch.manual_seed(0)
@@ -143,8 +124,8 @@ def main(argv=None):
     pbc, second = load(args.data_dir, clf.decode_size_), load(args.second, clf.decode_size_)
     sample = load(sample_folder(), None)
     labs = {Path(lab).name: load(lab, None) for lab in args.lab}
-    _, test = halves(pbc)
-    _, s_test = halves(second)
+    train, test = halves(pbc)
+    s_train, s_test = halves(second)
     cal, ev = train_test_split(test, test_size=0.5, random_state=0,
                                stratify=pbc.target[test])
     s_cal, s_ev = train_test_split(s_test, test_size=0.5, random_state=0,
@@ -173,8 +154,12 @@ def main(argv=None):
                                          in zip(y[ev], conformal.predict_set(
                                              proba, level))])), 4)
         for level in (0.9, 0.95)}}
+    # each training lab's own statistics (on its training images), so that a
+    # folder is scored against the nearest lab, not against the mix of both
+    fit_lab_references(clf, np.concatenate([X[train], second.images[s_train]]),
+                       np.repeat(["pbc", "raabin"], [len(train), len(s_train)]))
     calibration = np.concatenate([X[cal], second.images[s_cal]])
-    groups = np.repeat(["pbc", "second"], [len(cal), len(s_cal)])
+    groups = np.repeat(["pbc", "raabin"], [len(cal), len(s_cal)])
     shift = calibrate_lab_shift(clf, calibration, groups=groups, n_images=100,
                                 n_folders=200)
     record["lab_shift"] = {
@@ -182,6 +167,9 @@ def main(argv=None):
         "unsure_threshold": round(shift.unsure_threshold, 5),
         "calibration": {"quantile": shift.quantile, "margin": shift.margin,
                         "folders_per_source": 200, "n_images": 100},
+        "references": "each training lab's statistics on its training images "
+                      "(fit_lab_references); a folder scores its divergence from "
+                      "the nearest",
         "pbc_evaluation_half": flagged(clf, X[ev], shift),
         "second_evaluation_half": flagged(clf, second.images[s_ev], shift),
         "bundled_sample": flagged(clf, sample.images, shift)}
@@ -190,30 +178,10 @@ def main(argv=None):
                              for c, n in PATIENT_MIX.items()]) for _ in range(50)]
     record["lab_shift"]["pbc_patient_mix_flagged"] = round(float(np.mean(
         [flagged(clf, X[test][m], shift)["flagged"] for m in mixes[:10]])), 4)
+    record["lab_shift"]["one_class_folders_flagged"] = {  # 100 cells of one class
+        str(c): flagged(clf, X[test][y[test] == c], shift)["flagged"]
+        for c in np.unique(y[test]) if np.sum(y[test] == c) >= 100}
     print(json.dumps(record["lab_shift"]))
-    model_path = str(Path(args.model).resolve())
-    for name, lab in labs.items():
-        result = {"n_images": len(lab.target), "n_classes": len(np.unique(lab.target))}
-        for tta in (False, True):
-            clf.set_params(tta=tta)
-            result["tta" if tta else "plain"] = lab_scores(clf, lab.images, lab.target)
-        clf.set_params(tta=False)
-        result["lab_shift"] = flagged(clf, lab.images, shift)
-        result["ten_shot_tta"] = ten_shot(model_path, lab.images, lab.target, args.draws)
-        result["review_loop"] = review_loop(clf, model_path, lab.images, lab.target,
-                                            draws=args.review_draws)
-        record[f"lab:{name}"] = result
-        print(name, json.dumps(result))
-    record["pbc_review_loop"] = review_loop(clf, model_path, X[ev], y[ev],
-                                            draws=args.review_draws)
-    files = [str(f) for f in sorted(sample_folder().glob("*/*.jpg"))] * 3
-    baseline = load_pretrained(args.baseline, device="cpu")
-    ours, theirs = throughput(clf, files), throughput(baseline, files)
-    record["throughput"] = {"images": len(files), "what": "predict_proba on JPEG files "
-                            "(decoding included), no TTA, median of 3",
-                            "images_per_s": round(ours, 1), "baseline": args.baseline,
-                            "baseline_images_per_s": round(theirs, 1),
-                            "ratio": round(ours / theirs, 3)}
     clf.lab_shift_threshold_ = shift.threshold
     clf.lab_shift_unsure_threshold_ = shift.unsure_threshold
     out = Path(args.out)
@@ -223,6 +191,32 @@ def main(argv=None):
                       "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
                       "float16_test_accuracy": round(accuracy_score(
                           y[test], shipped.predict(X[test])), 4)}
+    model_path = str(out.resolve())
+    for name, lab in labs.items():
+        result = {"n_images": len(lab.target), "n_classes": len(np.unique(lab.target))}
+        for tta in (False, True):
+            shipped.set_params(tta=tta)
+            result["tta" if tta else "plain"] = lab_scores(shipped, lab.images, lab.target)
+        shipped.set_params(tta=False)
+        result["lab_shift"] = flagged(shipped, lab.images, shift)
+        result["ten_shot_tta"] = ten_shot(model_path, lab.images, lab.target, args.draws)
+        record[f"lab:{name}"] = result
+        print(name, json.dumps(result))
+    # the review loop, as leukosk adapt runs it, from the public cross-lab table
+    table = evaluate_labs({**{name: (lab.images, lab.target) for name, lab in labs.items()},
+                           "pbc": (X[ev], y[ev]),
+                           "raabin": (second.images[s_ev], second.target[s_ev])},
+                          model_path, n_draws=args.review_draws, device="cpu")
+    print(table)
+    record["labs_table"] = table.rows
+    files = [str(f) for f in sorted(sample_folder().glob("*/*.jpg"))] * 3
+    baseline = load_pretrained(args.baseline, device="cpu")
+    ours, theirs = throughput(shipped, files), throughput(baseline, files)
+    record["throughput"] = {"images": len(files), "what": "predict_proba on JPEG files "
+                            "(decoding included), no TTA, median of 3",
+                            "images_per_s": round(ours, 1), "baseline": args.baseline,
+                            "baseline_images_per_s": round(theirs, 1),
+                            "ratio": round(ours / theirs, 3)}
     record["history"] = {"epochs": len(clf.history_),
                          "fit_minutes": round(sum(clf.history_[:, "dur"]) / 60, 1),
                          "final_train_loss": round(float(clf.history_[-1, "train_loss"]), 4)}
@@ -232,23 +226,23 @@ def main(argv=None):
     command = script_command(__file__, "DATA_DIR --second RAABIN_DIR --model MODEL",
                              *[f"--lab {Path(lab).name.upper()}_DIR" for lab in args.lab],
                              f"(record: {args.record})")
-    write_records(args.provenance, table_records(record, machine, command),
-                  title="Issue 28's V4 candidate, trained on PBC and Raabin-WBC (not shipped)")
+    write_records(args.provenance, table_records(record, machine, command,
+                                                 model=args.model_name, prefix=args.prefix),
+                  title=args.title)
 
 
-#: How the provenance table names V4: measured as a candidate, not shipped
-#: (issue 28: below V3 on PBC, and its lab-shift thresholds flag few tecom folders).
-V4_MODEL = "V4 candidate (PBC + Raabin-WBC, not shipped)"
+#: How the provenance table names V4 by default.
+V4_MODEL = "V4 (PBC + Raabin-WBC)"
 
 
-def table_records(record, machine, command, model=V4_MODEL):
+def table_records(record, machine, command, model=V4_MODEL, prefix="v4"):
     """V4's records: V3's kinds (PBC, sample, labs, conformal, lab shift;
     :func:`ship_v3.table_records`) and the second source's 20 % side."""
     from ship_v3 import table_records as v3_records
 
-    out = v3_records(record, machine, command, model=model, prefix="v4")
+    out = v3_records(record, machine, command, model=model, prefix=prefix)
     for entry in out:  # a lab's 8-class answer, and how often it says ig
-        lab = record.get("lab:" + entry["id"][3:].removesuffix("-tta"))
+        lab = record.get("lab:" + entry["id"][len(prefix) + 1:].removesuffix("-tta"))
         if lab is not None and entry["id"].count("-") <= 2:
             scores = lab["tta" if entry["tta"] else "plain"]
             entry["rates"] = dict(entry.get("rates") or {},
@@ -258,30 +252,33 @@ def table_records(record, machine, command, model=V4_MODEL):
     from ship_v3 import lab_shift_record
 
     out.append(lab_shift_record(
-        "v4-raabin-lab-shift", model, "Raabin-WBC subset (second training source)",
+        f"{prefix}-raabin-lab-shift", model, "Raabin-WBC subset (second training source)",
         "80/20, test part: the half not used to fit the thresholds",
         record["lab_shift"]["second_evaluation_half"]["n_folders"],
         record["lab_shift"]["second_evaluation_half"], record, common))
-    reviews = [("v4-pbc-review", record.get("pbc_review_loop"), "PBC development part",
-                "80/20, test part: evaluation half")]
-    reviews += [(f"v4-{key[4:]}-review", value.get("review_loop"),
-                 f"{key[4:]} set (another lab)", "all of it")
-                for key, value in record.items() if key.startswith("lab:")]
-    for rid, review, data, split in reviews:
-        if review is None:
+    splits = {"pbc": ("PBC development part", "80/20, test part: evaluation half"),
+              "raabin": ("Raabin-WBC subset (second training source)",
+                         "80/20, test part: evaluation half")}
+    for row in record.get("labs_table", []):
+        if not row.get("reviews"):
             continue
+        data, split = splits.get(row["lab"], (f"{row['lab']} set (another lab)",
+                                              "all of it"))
         out.append(make_record(
-            rid, model=f"{model}, then leukosk adapt on 10 reviewed cells per class "
-                       f"(held-back check), {len(review['draws'])} draws (mean)",
-            data=data, split=f"{split}: the cells not reviewed",
-            n=review["draws"][0]["n_others"], tta=False, accuracy=review["after_mean"],
-            rates={"worst-draw": review["after_min"], "before-review": review["start_mean"]},
-            values={"draws-kept-unchanged": sum(d["kept_start"] for d in review["draws"])},
-            **common))
+            f"{prefix}-{row['lab']}-review",
+            model=f"{model}, then leukosk adapt on 10 reviewed cells per class "
+                  f"(held-back check), {row['reviews']} draws (mean; "
+                  "leukosk.labs.evaluate_labs)",
+            data=data, split=f"{split}: the cells not reviewed", n=row["n_scored"],
+            tta=False, accuracy=round(row["after_8"], 4),
+            rates={"worst-draw": round(row["after_8_min"], 4),
+                   "before-review": round(row["before_8"], 4),
+                   "present-classes-after": round(row["after"], 4)},
+            values={"draws-kept-unchanged": row["kept"]}, **common))
     for tta in (False, True):
         s = record["second_test"]["tta" if tta else "plain"]
         out.append(make_record(
-            "v4-raabin-test" + ("-tta" if tta else ""), model=f"{model}, 8-class answer",
+            f"{prefix}-raabin-test" + ("-tta" if tta else ""), model=f"{model}, 8-class answer",
             data="Raabin-WBC subset (second training source, 5 classes)",
             split="80/20, test part (never trained on)", n=s["n_images"], tta=tta,
             accuracy=s["accuracy_8"], balanced_accuracy=s["balanced_accuracy"],

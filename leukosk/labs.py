@@ -36,6 +36,7 @@ COLUMNS = {
     "lab_shift_score": "the folder's lab-shift score",
     "unsure": "the folder's unsureness (mean 1 - top probability)",
     "reviews": "random reviews of k cells per class (0: no adaptation)",
+    "n_scored": "cells not reviewed, on which a review is scored",
     "before_8": "plain answer on the cells not reviewed, before (mean over reviews)",
     "after_8": "plain answer on the cells not reviewed, after leukosk adapt (mean)",
     "after_8_min": "the worst review's after_8",
@@ -165,7 +166,7 @@ def _reviews(source, start, X, y, *, k, n_draws, check, random_state, params):
                       "after_8": accuracy_score(y[others], now[0]),
                       "before": accuracy_score(y[others], before[1]),
                       "after": accuracy_score(y[others], now[1]), "kept": kept})
-    return {"reviews": n_draws, **{key: float(np.mean([d[key] for d in draws]))
+    return {"reviews": n_draws, "n_scored": len(others), **{key: float(np.mean([d[key] for d in draws]))
                                    for key in ("before_8", "after_8", "before", "after")},
             "after_8_min": float(min(d["after_8"] for d in draws)),
             "kept": int(sum(d["kept"] for d in draws))}

@@ -250,7 +250,7 @@ def leukosk2026_multi(*, weights="PBC_VGG19BN_W375_64PX_CELL_V3", mask=False,
     """leukosk's recipe for several training sources: issue 28's V4 candidate.
 
     V4 was measured and not shipped (below V3 on PBC's unseen images; see
-    "Using leukosk on your lab's images" and ``docs/results/v4_record.json``).
+    "Using leukosk on your lab's images" and ``docs/results/v4_candidate_record.json``).
 
     :func:`leukosk2026_cell`'s network and view, trained on images of several
     labs at once, fitted with ``fit(X, y, source=...)`` naming each image's
