@@ -8,10 +8,23 @@ by scale, and speed against decoding alone, in one run.
   white cells on a plain background, exact centres) at red-cell diameters
   from 8 to 40 px (white cells about 30-100 px across with their cytoplasm):
   recall and precision per scale;
+* fields of real cells (``--paste LAB=DIR``, one or more labs' single-cell
+  crops): 640x480 fields tiled from the corners of the lab's own crops (its
+  red cells, stain and background), with 0-3 crops of white cells pasted
+  under a soft round mask, at a random size of the white cell of 30-250 px
+  (one per field), the background scaled with them so that red cells keep
+  their proportion to the white ones; a found box is right when its centre
+  lies in a pasted cell's box (one per cell): recall and precision per lab and
+  per size;
 * speed: 640x480 JPEG fields per second, decoding included, against decoding
   alone (the ratio is what the finder costs).
 
-    python benchmarks/bench_fields.py ../shared/data/PBC_dataset_normal_DIB --out fields.json
+``--records PATH`` writes the figures as provenance records (``--machine``).
+
+    python benchmarks/bench_fields.py ../shared/data/PBC_dataset_normal_DIB \
+        --paste pbc=../shared/data/PBC_dataset_normal_DIB \
+        --paste raabin=../shared/data/other_labs/raabin \
+        --paste tecom=../shared/data/other_labs/tecom --out fields.json
 """
 
 import argparse
@@ -22,7 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import pick_device
+from _common import add_record_options, make_record, pick_device, resolve_machine, \
+    script_command, write_records
 from PIL import Image
 
 from leukosk.datasets import list_images
@@ -75,6 +89,135 @@ def synthetic(scales, n_fields, seed=0):
     return out
 
 
+#: Each lab's crops: the white cell's diameter as a share of the crop's side
+#: (PBC's CellaVision crops and Raabin's show it with red cells around;
+#: tecom's cell fills most of its frame), measured by eye on a few crops.
+CELL_SHARE = {"pbc": 0.45, "raabin": 0.4, "tecom": 0.8}
+SIZE_BINS = ((30, 60), (60, 120), (120, 250))
+
+
+def _crops(folder, limit, rng, skip=("platelet",)):
+    files = [f for f in list_images(folder) if Path(f).parent.name not in skip]
+    return [files[i] for i in rng.choice(len(files), min(limit, len(files)), replace=False)]
+
+
+def _background(tiles, scale, shape, rng):
+    """A field tiled from ``tiles`` (arrays of red cells), each scaled by ``scale``."""
+    field = np.zeros((*shape, 3), np.uint8)
+    y = 0
+    while y < shape[0]:
+        x, row = 0, 0
+        while x < shape[1]:
+            tile = Image.fromarray(tiles[rng.integers(len(tiles))])
+            side = max(8, int(round(tile.width * scale)))
+            tile = np.asarray(tile.resize((side, side), Image.Resampling.BILINEAR))
+            h, w = min(side, shape[0] - y), min(side, shape[1] - x)
+            field[y:y + h, x:x + w] = tile[:h, :w]
+            x, row = x + side, max(row, side)
+        y += row
+    return field
+
+
+def _corners(files, rng, n=60):
+    """Red-cell tiles of a lab: the four corner squares (a quarter of the side)
+    of some of its crops, where the white cell is not; with the crop's side."""
+    tiles = []
+    for path in (files[i] for i in rng.choice(len(files), min(n, len(files)),
+                                              replace=False)):
+        image = decode_image(path)
+        q = min(image.shape[:2]) // 4
+        tiles += [t for t in (image[:q, :q], image[:q, -q:], image[-q:, :q],
+                              image[-q:, -q:])
+                  if (t.max(axis=2) > 40).mean() > 0.99]  # no black padding
+    return tiles, min(image.shape[:2])
+
+
+def _paste(field, crop, cy, cx, side):
+    """``crop`` resized to ``side`` px, blended in with a soft round mask."""
+    cell = np.asarray(Image.fromarray(crop).resize((side, side), Image.Resampling.BILINEAR),
+                      float)
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    r = np.hypot(yy, xx) / (side / 2)
+    mask = np.clip((1.0 - r) / 0.15, 0, 1)[..., None]
+    top, left = cy - side // 2, cx - side // 2
+    region = field[top:top + side, left:left + side].astype(float)
+    field[top:top + side, left:left + side] = np.round(
+        mask * cell + (1 - mask) * region).astype(np.uint8)
+
+
+def pasted_field(crops, lab, tiles, rng, shape=(480, 640)):
+    """One field of real cells of ``lab`` on its own red cells (``tiles``:
+    arrays and the side of the crops they come from); returns it and the
+    cells' boxes."""
+    size = float(np.exp(rng.uniform(np.log(30), np.log(250))))  # the white cell, px
+    n = int(rng.integers(0, 4))
+    picks = [decode_image(crops[i]) for i in rng.choice(len(crops), n, replace=False)]
+    sides = [int(round(size / CELL_SHARE[lab])) for _ in picks]
+    # the background at the scale of the pasted crops: red cells keep their size
+    tiles, crop_side = tiles
+    field = _background(tiles, size / (CELL_SHARE[lab] * crop_side), shape, rng)
+    boxes, taken = [], []
+    for crop, side in zip(picks, sides):
+        half = side // 2
+        for _ in range(100):
+            cy = int(rng.integers(half, max(half + 1, shape[0] - half)))
+            cx = int(rng.integers(half, max(half + 1, shape[1] - half)))
+            if cy + half <= shape[0] and cx + half <= shape[1] and all(
+                    abs(cy - y) > (half + h) * 0.8 or abs(cx - x) > (half + h) * 0.8
+                    for y, x, h in taken):
+                break
+        else:
+            continue
+        _paste(field, crop, cy, cx, side)
+        taken.append((cy, cx, half))
+        r = size / 2
+        boxes.append((cx - r, cy - r, cx + r, cy + r, size))
+    return field, boxes
+
+
+def _right(found, boxes):
+    """Pasted cells whose box holds a found box's centre (one per cell)."""
+    free = list(boxes)
+    hits = 0
+    for x0, y0, x1, y1 in found:
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        inside = [b for b in free if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+        if inside:
+            free.remove(inside[0])
+            hits += 1
+    return hits, [b for b in boxes if b not in free]
+
+
+def real_cell_fields(data_dir, labs, n_fields, seed=0):
+    """Recall and precision on fields of pasted real cells, per lab and size."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for lab, folder in labs.items():
+        crops = _crops(folder, 400, rng)
+        tiles = _corners(crops, rng)
+        bins = {b: {"white_cells": 0, "found": 0, "hits": 0} for b in SIZE_BINS}
+        for _ in range(n_fields):
+            field, boxes = pasted_field(crops, lab, tiles, rng)
+            found = find_white_cells(field).boxes
+            hits, matched = _right(found, boxes)
+            size = boxes[0][4] if boxes else float(rng.uniform(30, 250))
+            b = next((b for b in SIZE_BINS if b[0] <= size <= b[1]), SIZE_BINS[-1])
+            bins[b]["white_cells"] += len(boxes)
+            bins[b]["found"] += len(found)
+            bins[b]["hits"] += hits
+        out[lab] = {f"{lo}-{hi}px": {
+            "white_cells": v["white_cells"], "found": v["found"],
+            "recall": round(v["hits"] / max(v["white_cells"], 1), 4),
+            "precision": round(v["hits"] / max(v["found"], 1), 4)}
+            for (lo, hi), v in bins.items()}
+        total = {k: sum(v[k] for v in bins.values()) for k in ("white_cells", "found",
+                                                              "hits")}
+        out[lab]["all"] = {"white_cells": total["white_cells"], "found": total["found"],
+                           "recall": round(total["hits"] / max(total["white_cells"], 1), 4),
+                           "precision": round(total["hits"] / max(total["found"], 1), 4)}
+    return out
+
+
 def speed(n=60, repeats=3, seed=0):
     rng = np.random.default_rng(seed)
     jpegs = []
@@ -114,19 +257,75 @@ def main(argv=None):
     p.add_argument("data_dir", nargs="?")
     p.add_argument("--limit", type=int, default=None, help="images per class")
     p.add_argument("--fields", type=int, default=40, help="synthetic fields per scale")
+    p.add_argument("--paste", action="append", default=[], metavar="LAB=DIR",
+                   help="real cells of a lab to paste into fields (pbc, raabin, tecom)")
+    p.add_argument("--real-fields", type=int, default=150, help="pasted fields per lab")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
+    add_record_options(p, default=None, option="--records")
     args = p.parse_args(argv)
     if args.quick:
-        args.limit, args.fields = 5, 4
+        args.limit, args.fields, args.real_fields = 5, 4, 4
     record = {"device": pick_device("cpu")[1],
               "synthetic": synthetic([8, 12, 20, 30, 40], args.fields),
               "speed": speed(n=10 if args.quick else 60)}
     if args.data_dir:
         record["pbc_as_fields"] = pbc_as_fields(args.data_dir, args.limit)
+        labs = dict(item.split("=", 1) for item in args.paste)
+        if labs:
+            record["real_cell_fields"] = real_cell_fields(args.data_dir, labs,
+                                                          args.real_fields)
     print(json.dumps(record, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
+    if args.records:
+        command = script_command(__file__, "DATA_DIR" if args.data_dir else "",
+                                 *[f"--paste {lab}={lab.upper()}_DIR"
+                                   for lab in dict(i.split("=", 1) for i in args.paste)])
+        write_records(args.records, field_records(record, resolve_machine(args.machine),
+                                                  command),
+                      title="Issue 30: the white-cell finder on fields")
+
+
+FINDER = "leukosk.fields.find_white_cells (defaults)"
+
+
+def field_records(record, machine, command):
+    """The run's figures as provenance records (rates: recall, precision)."""
+    common = dict(model=FINDER, tta=False, accuracy=None, macro_f1=None, machine=machine,
+                  source=command)
+    out = []
+    for lab, bins in record.get("real_cell_fields", {}).items():
+        for name, v in bins.items():
+            out.append(make_record(
+                f"fields-{lab}-{name.replace('-', 'to').replace('px', '')}",
+                data=f"640x480 fields of real {lab} cells pasted on PBC red cells",
+                split=f"white cells {name}" if name != "all" else "white cells 30-250 px",
+                n=v["white_cells"], rates={"recall": v["recall"],
+                                           "precision": v["precision"]},
+                values={"found": v["found"]}, **common))
+    pbc = record.get("pbc_as_fields")
+    if pbc:
+        cells = {k: v for k, v in pbc.items() if k != "platelet"}
+        right, n = sum(v["right"] for v in cells.values()), sum(v["n"] for v in cells.values())
+        rates = {"one-box-at-centre": right / max(n, 1)}
+        if "platelet" in pbc:
+            rates["platelet-no-box"] = pbc["platelet"]["rate"]
+        out.append(make_record("fields-pbc-crops", data="PBC development part, each "
+                               "crop read as a field", split="all of it (white-cell "
+                               "classes; platelets apart)", n=n, rates=rates,
+                               values={"platelet-crops": pbc.get("platelet", {}).get("n",
+                                                                                     0)},
+                               **common))
+    sp = record["speed"]
+    out.append(make_record("fields-speed", data=f"{sp['fields']} synthetic fields, "
+                           f"{sp['size']}", split="all of them, median of 3 passes",
+                           n=sp["fields"], rates=None,
+                           values={"fields-per-s": sp["find_per_s"],
+                                   "decode-only-per-s": sp["decode_per_s"]},
+                           note=f"finding runs at {sp['ratio']} times the speed of "
+                                "decoding alone (decoding included)", **common))
+    return out
 
 
 if __name__ == "__main__":
