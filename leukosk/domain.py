@@ -257,7 +257,7 @@ def _references(clf, norms):
     return references
 
 
-def fit_lab_references(clf, X, groups=None, *, layers=LAYERS):
+def fit_lab_references(clf, X, groups=None, *, y=None, layers=LAYERS):
     """Record each training lab's own statistics, for the lab-shift score.
 
     Runs ``clf`` once over ``X`` (images of its training labs, e.g. its
@@ -275,12 +275,17 @@ def fit_lab_references(clf, X, groups=None, *, layers=LAYERS):
     X : images (n, H, W, 3) or paths
     groups : array-like of shape (n,), default=None
         Each image's training lab; None: one lab.
+    y : array-like of shape (n,), default=None
+        Each image's class: then each lab's statistics over each of its
+        classes are recorded too (``"lab/class"``), so that a folder of one
+        cell type (a lymphocytosis, a folder of platelets) is near its class's
+        statistics instead of far from the lab's mix.
     layers : int, default=LAYERS
 
     Returns
     -------
     clf
-        With ``lab_shift_references_``: lab name -> per layer ``(mean,
+        With ``lab_shift_references_``: name -> per layer ``(mean,
         variance)`` lists of floats.
 
     Examples
@@ -307,10 +312,17 @@ def fit_lab_references(clf, X, groups=None, *, layers=LAYERS):
         raise ValueError(f"groups names {len(groups)} images, X holds {len(X)}.")
     clf.lab_shift_references_ = None  # the monitor's own norms, not older references
     monitor = _monitored(clf, X, per_image=True, layers=layers)
+    names = {str(lab): groups == lab for lab in np.unique(groups)}
+    if y is not None:
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"y names {len(y)} images, X holds {len(X)}.")
+        names.update({f"{lab}/{label}": (groups == lab) & (y == label)
+                      for lab in np.unique(groups) for label in np.unique(y[groups == lab])})
     references = {}
-    for lab in np.unique(groups):
-        moments = monitor._moments(np.flatnonzero(groups == lab))
-        references[str(lab)] = [(mean.tolist(), var.tolist()) for mean, var in moments]
+    for name, members in names.items():
+        moments = monitor._moments(np.flatnonzero(members))
+        references[name] = [(mean.tolist(), var.tolist()) for mean, var in moments]
     clf.lab_shift_references_ = references
     return clf
 

@@ -278,3 +278,25 @@ def test_references_are_saved_read_back_and_a_crafted_one_is_refused(two_labs, t
             VGG19LeukocyteClassifier.load(wrong)
     finally:
         clf.lab_shift_references_ = good
+
+
+def test_class_references_keep_a_folder_of_one_cell_type_near_its_lab(fitted):
+    """With ``y``, each lab's classes get their own statistics: a folder of
+    one class of a training lab (a lymphocytosis) is near that class even
+    where it is far from the lab's mix; another lab stays far."""
+    clf, held_out = fitted
+    X, y = make_images(n_per_class=20, size=32, seed=4)
+    one = X[y == y[0]]
+    try:
+        fit_lab_references(clf, X, ["home"] * len(X))
+        far = lab_shift_score(clf, one)
+        fit_lab_references(clf, X, ["home"] * len(X), y=y)
+        assert set(clf.lab_shift_references_) == {"home"} | {f"home/{c}" for c in set(y)}
+        with LabShiftMonitor(clf) as monitor:
+            clf.predict(one)
+        assert monitor.nearest == f"home/{y[0]}" and monitor.score < far / 5
+        assert lab_shift_score(clf, third_lab(X)) > 5 * lab_shift_score(clf, X)
+        with pytest.raises(ValueError, match="y names 3 images"):
+            fit_lab_references(clf, X, y=y[:3])
+    finally:
+        del clf.lab_shift_references_
