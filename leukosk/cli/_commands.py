@@ -310,6 +310,7 @@ def count(args):
     from ..count import differential_count, write_count_files
     from ..datasets import list_images
     from ..domain import watch_lab_shift
+    from ..fields import cell_name
     from ..reports import plot_differential_count, save_figure
     from ..review import display_names, write_review_page
     from ..utils._output import replaced_folder
@@ -321,18 +322,19 @@ def count(args):
     clf, used = _model(args.model, args.device)
     sets = _conformal_sets(clf, args)
     root = folder if folder.is_dir() else folder.parent
-    names, fields = display_names(files, root), None
-    images = files
+    # the count's files name cells by their paths as given, the page relative to root
+    images, names, shown, fields = files, files, display_names(files, root), None
     if args.fields:
-        fields = _counted_fields(files, names, clf.decode_size_)
-        images, names = fields.crops, fields.names
+        fields = _counted_fields(files, shown, clf.decode_size_)
+        images, shown = fields.crops, fields.names
+        names = [cell_name(files[k], box) for k, box in zip(fields.field, fields.boxes)]
     with watch_lab_shift(clf, len(images), where=_where([args.folder])) as shift:
         result = differential_count(clf, images, names=names, confidence=args.confidence,
                                     sets=sets, coverage=args.coverage)
     with replaced_folder(out, owned=COUNT_FILES.__contains__) as new:
         write_count_files(new, result, model=used, lab_shift=shift, fields=fields)
         save_figure(plot_differential_count(result), new / "count")
-        page = write_review_page(new, result, images, clf=clf, names=names, title=title,
+        page = write_review_page(new, result, images, clf=clf, names=shown, title=title,
                                  lab_shift=shift, fields=fields)
     for row in result.table:
         print(f"{printable(row['class']):>13} {row['count']:5d} {row['percent']:6.1f} % "
