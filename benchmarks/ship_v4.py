@@ -154,10 +154,12 @@ def main(argv=None):
                                          in zip(y[ev], conformal.predict_set(
                                              proba, level))])), 4)
         for level in (0.9, 0.95)}}
-    # each training lab's own statistics (on its training images), so that a
-    # folder is scored against the nearest lab, not against the mix of both
+    # each training lab's own statistics (on its training images), and each of
+    # its classes', so that a folder is scored against the nearest lab (or a
+    # folder of one cell type against its class), not against the mix of both
     fit_lab_references(clf, np.concatenate([X[train], second.images[s_train]]),
-                       np.repeat(["pbc", "raabin"], [len(train), len(s_train)]))
+                       np.repeat(["pbc", "raabin"], [len(train), len(s_train)]),
+                       y=np.concatenate([y[train], second.target[s_train]]))
     calibration = np.concatenate([X[cal], second.images[s_cal]])
     groups = np.repeat(["pbc", "raabin"], [len(cal), len(s_cal)])
     shift = calibrate_lab_shift(clf, calibration, groups=groups, n_images=100,
@@ -167,9 +169,9 @@ def main(argv=None):
         "unsure_threshold": round(shift.unsure_threshold, 5),
         "calibration": {"quantile": shift.quantile, "margin": shift.margin,
                         "folders_per_source": 200, "n_images": 100},
-        "references": "each training lab's statistics on its training images "
-                      "(fit_lab_references); a folder scores its divergence from "
-                      "the nearest",
+        "references": "each training lab's statistics, and each of its classes', "
+                      "on its training images (fit_lab_references(..., y=)); a "
+                      "folder scores its divergence from the nearest",
         "pbc_evaluation_half": flagged(clf, X[ev], shift),
         "second_evaluation_half": flagged(clf, second.images[s_ev], shift),
         "bundled_sample": flagged(clf, sample.images, shift)}
@@ -179,8 +181,12 @@ def main(argv=None):
     record["lab_shift"]["pbc_patient_mix_flagged"] = round(float(np.mean(
         [flagged(clf, X[test][m], shift)["flagged"] for m in mixes[:10]])), 4)
     record["lab_shift"]["one_class_folders_flagged"] = {  # 100 cells of one class
-        str(c): flagged(clf, X[test][y[test] == c], shift)["flagged"]
+        f"pbc/{c}": flagged(clf, X[test][y[test] == c], shift)["flagged"]
         for c in np.unique(y[test]) if np.sum(y[test] == c) >= 100}
+    s_y = second.target[s_test]
+    record["lab_shift"]["one_class_folders_flagged"].update({
+        f"raabin/{c}": flagged(clf, second.images[s_test][s_y == c], shift)["flagged"]
+        for c in np.unique(s_y) if np.sum(s_y == c) >= 100})
     print(json.dumps(record["lab_shift"]))
     clf.lab_shift_threshold_ = shift.threshold
     clf.lab_shift_unsure_threshold_ = shift.unsure_threshold
@@ -275,6 +281,17 @@ def table_records(record, machine, command, model=V4_MODEL, prefix="v4"):
                    "before-review": round(row["before_8"], 4),
                    "present-classes-after": round(row["after"], 4)},
             values={"draws-kept-unchanged": row["kept"]}, **common))
+    speed = record.get("throughput")
+    if speed:
+        out.append(make_record(
+            f"{prefix}-throughput", model=f"{model}, against {speed['baseline']} in the "
+                                          "same run", data="the 160 bundled images, three times",
+            split="all of them (JPEG files, decoding included, median of 3)",
+            n=speed["images"], tta=False, accuracy=None,
+            rates={"float16-test-accuracy": record["file"]["float16_test_accuracy"]},
+            values={"images-per-s": speed["images_per_s"],
+                    "baseline-images-per-s": speed["baseline_images_per_s"],
+                    "speed-ratio": speed["ratio"]}, **common))
     for tta in (False, True):
         s = record["second_test"]["tta" if tta else "plain"]
         out.append(make_record(

@@ -247,10 +247,16 @@ def leukosk2026_cell(*, weights=None, random_state=None, device="auto", **params
 
 def leukosk2026_multi(*, weights="PBC_VGG19BN_W375_64PX_CELL_V3", mask=False,
                       balance=True, random_state=None, device="auto", **params):
-    """leukosk's recipe for several training sources: issue 28's V4 candidate.
+    """leukosk's recipe for several training sources: the first stage of V4.
 
-    V4 was measured and not shipped (below V3 on PBC's unseen images; see
-    "Using leukosk on your lab's images" and ``docs/results/v4_candidate_record.json``).
+    Its 22 epochs alone gave issue 28's V4 candidate (below V3 on PBC's unseen
+    images, not shipped; ``docs/results/v4_candidate_record.json``). V4, the
+    default shipped model, is that candidate polished for 8 more epochs
+    (``max_epochs=8, lr=2e-4, source_weight=None``, V3's
+    :func:`lab_shift_augmentations` and a
+    :class:`~leukosk.callbacks.WeightAveraging` of decay 0.998, starting from
+    the candidate's file); ``benchmarks/train_v4.sh`` runs both stages (see
+    "Using leukosk on your lab's images").
 
     :func:`leukosk2026_cell`'s network and view, trained on images of several
     labs at once, fitted with ``fit(X, y, source=...)`` naming each image's

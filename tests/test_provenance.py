@@ -284,10 +284,11 @@ def test_pages_citing_the_table_type_no_figure_of_it(page):
     # another record: 63.5, 88.0, 98.2)
     # (the paper's recall of ig, 93.7, equals search-w25-12ep-tta's accuracy)
     # (V2's and V3's per-class recalls 98.6 and 99.5 equal the field finder's
-    # recall on pasted PBC cells, fields-pbc-30to60 and fields-pbc-all)
+    # recall on pasted PBC cells, fields-pbc-30to60 and fields-pbc-all; V3's
+    # recall of erythroblasts, 95.2, V4's 95 % conformal coverage)
     clash = (CITING_PAGES[page] & _record_figures()) - {"94.5", "93.8", "94.4", "91.0",
                                                          "63.5", "88.0", "98.2", "93.7",
-                                                         "98.6", "99.5"}
+                                                         "98.6", "99.5", "95.2"}
     assert not clash, f"{page}: {sorted(clash)} are the table's: cite the record"
 
 

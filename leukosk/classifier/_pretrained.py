@@ -93,7 +93,7 @@ def resolve_model(model="default"):
     --------
     >>> from leukosk import resolve_model
     >>> resolve_model("default").name
-    'PBC_VGG19BN_W375_64PX_CELL_V3'
+    'PBC_RAABIN_VGG19BN_W375_64PX_CELL_V4'
     >>> resolve_model("no/such/folder")
     Traceback (most recent call last):
     ...

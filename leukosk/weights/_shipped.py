@@ -120,8 +120,9 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
     Examples
     --------
     >>> from leukosk import LeukoskWeights
-    >>> [member.name for member in LeukoskWeights]
-    ['PBC_VGG19BN_W25_64PX_V1', 'PBC_VGG19BN_W25_64PX_V2', 'PBC_VGG19BN_W375_64PX_CELL_V3']
+    >>> [member.name for member in LeukoskWeights]  # doctest: +NORMALIZE_WHITESPACE
+    ['PBC_VGG19BN_W25_64PX_V1', 'PBC_VGG19BN_W25_64PX_V2', 'PBC_VGG19BN_W375_64PX_CELL_V3',
+     'PBC_RAABIN_VGG19BN_W375_64PX_CELL_V4']
     >>> LeukoskWeights.DEFAULT.meta["image_size"], LeukoskWeights.DEFAULT.transforms()["view"]
     (64, 'cell')
     """
@@ -268,7 +269,95 @@ class LeukoskWeights(TrainedWeights, enum.Enum):
                                "the Raabin-WBC subset (median unsureness 0.129 and 0.240 "
                                "against 0.028 on PBC; benchmarks/calibrate_unsure.py, "
                                "record docs/results/v3_unsure.json)"}))
-    DEFAULT = PBC_VGG19BN_W375_64PX_CELL_V3
+    PBC_RAABIN_VGG19BN_W375_64PX_CELL_V4 = ShippedModel(
+        filename="pbc_raabin_vgg19bn_w375_64px_cell_v4.safetensors",
+        sha256="f5e5e496293cc8b5feab670988bf050a238493f2defac6f774e45a111899f3aa",
+        meta=_pbc_64px_meta(
+            recipe=("two stages from V3's weights, one resumable background run "
+                    "(benchmarks/train_v4.sh): leukosk.protocols.leukosk2026_multi("
+                    "random_state=0), 22 epochs, one-cycle peaking at lr 1e-3, PBC and "
+                    "Raabin-WBC weighing the same, strong colour and stain jitter "
+                    "(54 min); then 8 epochs, one-cycle peaking at 2e-4, the sources "
+                    "in their natural proportions, V3's lab-shift augmentation, "
+                    "weights averaged (EMA 0.998; 22 min); then benchmarks/ship_v4.py "
+                    "(measures, records each training lab's and class's statistics, "
+                    "calibrates, writes the file)"),
+            summary="8,067 images of the PBC development part and 2,298 of a "
+                    "Raabin-WBC subset (the 80 % sides of their 80/20 splits)",
+            dataset="PBC (Acevedo et al. 2020), development part; Raabin-WBC "
+                    "(Kouzehkanan et al. 2022), a subset of its training split",
+            file_bytes=6094048, width=0.375, view="cell", n_train=8067 + 2298,
+            excluded="the 20 % sides of the duplicate-aware stratified 80/20 splits "
+                     "(random_state=0) of both sources (2,049 PBC and 575 Raabin "
+                     "images; test, calibration), the 160 images of the bundled "
+                     "sample and 12 duplicate copies",
+            calibration="1,024 images of PBC's 20 % side (the calibration half)",
+            machine="AMD EPYC, 2 cores (AVX2 and AVX512-BF16), no GPU; float32; "
+                    "torch 2.14.1",
+            license=_PBC_RAABIN_LICENSE,
+            metrics={
+                "split_80_20": {
+                    "description": "this model on the 2,049 images of the 20 % side "
+                                   "of the duplicate-aware stratified 80/20 split of "
+                                   "the PBC development part (never trained on)",
+                    "accuracy": 0.9761, "macro_f1": 0.9736,
+                    "accuracy_tta": 0.979, "macro_f1_tta": 0.9768},
+                "raabin_split_80_20": {
+                    "description": "the plain 8-class answer on the 575 images of the "
+                                   "20 % side of the same split of the Raabin-WBC "
+                                   "subset (never trained on)",
+                    "accuracy": 0.9391, "accuracy_tta": 0.9478,
+                    "called_a_class_raabin_lacks": 0.0},
+                "bundled_sample": {
+                    "description": _SAMPLE,
+                    "accuracy": 0.9375,
+                    "accuracy_tta": 0.96875,
+                    "recall": {"basophil": 0.95, "eosinophil": 0.95, "erythroblast": 0.9,
+                               "ig": 0.85, "lymphocyte": 1.0, "monocyte": 0.95,
+                               "neutrophil": 0.95, "platelet": 0.95}},
+                "tecom_out_of_the_box": {
+                    "description": _TECOM + ", scored on the 5 classes they contain "
+                                            "(299 after a duplicate); no setting of "
+                                            "the lab's",
+                    "accuracy": 0.7258, "balanced_accuracy": 0.5675,
+                    "accuracy_8": 0.6054, "called_ig": 0.1538,
+                    "accuracy_tta": 0.7492, "balanced_accuracy_tta": 0.6105},
+                "tecom_10_shot": {
+                    "description": "few_shot_classifier() from this model on 10 images "
+                                   "per class of the same set, 5 draws, scored with "
+                                   "TTA on the others (mean, sd)",
+                    "accuracy": 0.9143, "accuracy_sd": 0.0338,
+                    "seconds_per_draw": 19.6},
+                "tecom_review": {
+                    "description": "leukosk adapt on 10 reviewed cells per class "
+                                   "(held-back check), 3 random reviews, the plain "
+                                   "answer on the other cells (mean, worst, before; "
+                                   "leukosk.labs.evaluate_labs)",
+                    "accuracy": 0.9331, "accuracy_worst": 0.9112,
+                    "accuracy_before": 0.6152},
+                "conformal_coverage": {
+                    "description": "coverage of the stored sets on the evaluation "
+                                   "half of PBC's 20 % side (1,025 images)",
+                    "0.9": 0.8937, "0.95": 0.9522},
+            },
+            fit_minutes=76.4,
+            thresholds={0.9: 0.08888875578477395, 0.95: 0.3064504622209522},
+            lab_shift={
+                "threshold": 0.00423,
+                "unsure_threshold": 0.14633,
+                "description": "scored against the nearest of each training lab's and "
+                               "class's statistics (stored in the file); twice the "
+                               "99th percentile of the score (first 3 batch-norm "
+                               "layers) and of the unsureness of 200 random folders "
+                               "of 100 images of each lab's calibration half; "
+                               "flagged: 0 of 200 such folders of PBC's evaluation "
+                               "half, 1 of 200 of Raabin's, none of the bundled "
+                               "sample's, of 10 patient-like differentials, nor of "
+                               "100-cell folders of one class (8 of PBC's, 4 of "
+                               "Raabin's), and 200 of 200 folders of 100 tecom "
+                               "images (median score 0.236); benchmarks/ship_v4.py, "
+                               "docs/results/v4_record.json"}))
+    DEFAULT = PBC_RAABIN_VGG19BN_W375_64PX_CELL_V4
 
     @property
     def meta(self):
