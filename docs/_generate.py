@@ -230,16 +230,19 @@ README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 def readme_results(tables=None):
     """The README's figures of the shipped model, from its records."""
     r = records_by_id(tables)
-    test, tta, tecom = r["v3-pbc-test"], r["v3-pbc-test-tta"], r["v3-tecom"]
+    test, tta, tecom = r["v4-pbc-test"], r["v4-pbc-test-tta"], r["v4-tecom"]
+    raabin = r["v4-raabin-test"]
     return (f"On {test['n']:,} PBC images it never saw (the 20 % side of an 80/20 split)\n"
             f"it scores {_percent(test['accuracy'])} ({_percent(tta['accuracy'])} with "
-            f"test-time augmentation); on one other\nlab's images ({tecom['n']} images of "
-            f"the tecom set), with no label and no setting,\n"
-            f"{_percent(tecom['accuracy'])}, and it says so: `leukosk predict` and `count` "
-            f"warn when a folder does\nnot look like PBC. These figures were measured on "
-            f"the 2-core CPU `{test['machine']}`\nand are generated from the records of "
-            f"the documentation's provenance table\n(\"Results and their provenance\"), "
-            f"which gives every figure with its data, split\nand machine.")
+            f"test-time augmentation), on {raabin['n']} Raabin-WBC images it never saw\n"
+            f"{_percent(raabin['accuracy'])}; on a lab it was not trained on "
+            f"({tecom['n']} images of the tecom set),\nwith no label and no setting, "
+            f"{_percent(tecom['accuracy'])}, and it says so: `leukosk predict` and "
+            f"`count`\nwarn when a folder looks like none of its training labs. These "
+            f"figures were\nmeasured on the 2-core CPU `{test['machine']}` and are "
+            f"generated from the records of the\ndocumentation's provenance table "
+            f"(\"Results and their provenance\"), which gives\nevery figure with its "
+            f"data, split and machine.")
 
 
 def readme_with_results(text, tables=None):
