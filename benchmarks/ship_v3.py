@@ -69,6 +69,20 @@ def accuracy_record(clf, images, target):
     return out
 
 
+def conformal_record(clf, X_cal, y_cal, X_ev, y_ev, levels=(0.9, 0.95)):
+    """LAC thresholds fitted on ``X_cal`` (MAPIE) and their coverage on ``X_ev``."""
+    conformal = ConformalSets.from_mapie(conformalize(clf, X_cal, y_cal,
+                                                      confidence_level=list(levels)))
+    proba = clf.predict_proba(X_ev)
+
+    def coverage(level):
+        sets = conformal.predict_set(proba, level)
+        return round(float(np.mean([label in clf.classes_[row].tolist()
+                                    for label, row in zip(y_ev, sets)])), 4)
+    return {"thresholds": conformal.thresholds,
+            "coverage_evaluation": {str(level): coverage(level) for level in levels}}
+
+
 def flagged(clf, images, threshold, n_images=100, n_folders=200, seed=0):
     """Share of random folders of ``n_images`` (all, if fewer) scored above threshold."""
     with LabShiftMonitor(clf, per_image=True) as monitor:
@@ -229,14 +243,8 @@ def main(argv=None):
               "pbc_test": accuracy_record(clf, X[test], y[test]),
               "bundled_sample": accuracy_record(clf, sample.images, sample.target)}
     print(json.dumps(record["pbc_test"]))
-    conformal = ConformalSets.from_mapie(conformalize(
-        clf, X[calibration], y[calibration], confidence_level=[0.9, 0.95]))
-    proba = clf.predict_proba(X[evaluation])
-    record["conformal"] = {"thresholds": conformal.thresholds, "coverage_evaluation": {
-        str(level): round(float(np.mean([label in clf.classes_[row].tolist() for label, row
-                                         in zip(y[evaluation], conformal.predict_set(
-                                             proba, level))])), 4)
-        for level in (0.9, 0.95)}}
+    record["conformal"] = conformal_record(clf, X[calibration], y[calibration],
+                                           X[evaluation], y[evaluation])
     shift = calibrate_lab_shift(clf, X[calibration], n_images=100, n_folders=200)
     record["lab_shift"] = {
         "threshold": round(shift.threshold, 5),

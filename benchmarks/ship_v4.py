@@ -48,7 +48,7 @@ import torch
 from _common import (add_record_options, make_record, pick_device, resolve_machine,
                      script_command, write_records)
 from _records import RESULTS_DIR
-from ship_v3 import PATIENT_MIX, accuracy_record, throughput
+from ship_v3 import PATIENT_MIX, accuracy_record, conformal_record, throughput
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from v4_recipe import SECOND_ONLY, halves, lab_scores
@@ -59,7 +59,6 @@ from leukosk.domain import LabShiftMonitor, calibrate_lab_shift, fit_lab_referen
 from leukosk.labs import evaluate_labs
 from leukosk.model_selection import few_shot_scores
 from leukosk.protocols import few_shot_classifier
-from leukosk.uncertainty import ConformalSets, conformalize
 
 
 def load(folder, size):
@@ -146,14 +145,7 @@ def main(argv=None):
     clf.set_params(tta=False)
     record["second_test"] = second_test
     print(json.dumps({k: record[k] for k in ("pbc_test", "second_test")}))
-    conformal = ConformalSets.from_mapie(conformalize(
-        clf, X[cal], y[cal], confidence_level=[0.9, 0.95]))
-    proba = clf.predict_proba(X[ev])
-    record["conformal"] = {"thresholds": conformal.thresholds, "coverage_evaluation": {
-        str(level): round(float(np.mean([label in clf.classes_[row].tolist() for label, row
-                                         in zip(y[ev], conformal.predict_set(
-                                             proba, level))])), 4)
-        for level in (0.9, 0.95)}}
+    record["conformal"] = conformal_record(clf, X[cal], y[cal], X[ev], y[ev])
     # each training lab's own statistics (on its training images), and each of
     # its classes', so that a folder is scored against the nearest lab (or a
     # folder of one cell type against its class), not against the mix of both
