@@ -9,21 +9,26 @@ background and purple (its red and blue well above its green), whatever the
 lab's background colour. Then, on a copy of the field at most ``work_side``
 pixels wide:
 
-1. **the field's scale**, from its red cells: the median size of the stained
-   but not nuclear blobs (a red cell is about 7.5 micrometres at any
-   magnification); a field without red cells (a tight crop) takes its scale
-   from its side;
-2. **nuclei**: purple pixels much darker in green than the background,
-   closed over gaps smaller than a fifth of a red cell, so that a
-   neutrophil's lobes make one nucleus; parts of one nucleus closer than a
-   quarter of a red cell are merged;
-3. **rejections**: blobs smaller than 0.9 of a red cell's diameter or paler
-   than a nucleus (platelets and their clumps, stain debris), grey or black
-   marks (scale bars, text: not purple), and nuclei cut by the border with
-   less than about half of them inside (a disk cut by an edge shows its
-   larger part when the cut is at most twice the part's depth);
+1. **the field's scale**, from its red cells: twice the area-weighted
+   median radius of the largest disks inscribed in the stained but not
+   nuclear blobs (a red cell is about 7.5 micrometres at any magnification;
+   touching red cells keep their own radius); a field without red cells (a
+   tight crop) takes its scale from its side;
+2. **nuclei**: purple pixels much darker in green than the background, near
+   (a quarter of a red cell) a core of pixels darker still, which a red
+   cell, however dark its stain, does not have; closed over gaps smaller
+   than a fifth of a red cell, so that a neutrophil's lobes make one
+   nucleus; parts of one nucleus closer than a quarter of a red cell are
+   merged;
+3. **rejections**: nuclei smaller than half a red cell's diameter, or with a
+   core under 0.6 of it, or paler than a nucleus (platelets and their
+   clumps, stain debris), grey or black marks (scale bars, text: not
+   purple), and nuclei cut by the border with less than about half of them
+   inside (a disk cut by an edge shows its larger part when the cut is at
+   most twice the part's depth);
 4. **the box**: the nucleus's extent times ``scale`` (at least a red cell and a
-   half), in the field's own pixels.
+   half), in the field's own pixels; boxes overlapping by 30 % of the
+   smaller (lobes lying apart) are merged.
 
 Deterministic, no downloaded weights; numpy and scipy only.
 """
@@ -54,27 +59,54 @@ def _as_field(image):
     return field
 
 
+def _check_settings(*, threshold, core, core_size, reach, scale, min_nucleus,
+                    min_darkness, merge, work_side):
+    """A clear error for a finder setting out of its range."""
+    ranges = {"threshold": (threshold, 0, 1), "core": (core, 0, threshold),
+              "min_darkness": (min_darkness, 0, 1), "merge": (merge, 0, 1)}
+    for name, (value, low, high) in ranges.items():
+        if value is not None and not low < value <= high:
+            raise ValueError(f"find_white_cells: {name}={value!r} must lie in "
+                             f"({low}, {high}]" + (" (at most threshold)" if name == "core"
+                                                    else "") + ".")
+    for name, value in {"core_size": core_size, "reach": reach, "scale": scale,
+                        "min_nucleus": min_nucleus}.items():
+        if not (np.isfinite(value) and value >= 0 and (value > 0 or name != "scale")):
+            raise ValueError(f"find_white_cells: {name}={value!r} must be a "
+                             f"{'positive' if name == 'scale' else 'non-negative'} number.")
+    if int(work_side) != work_side or work_side < 16:
+        raise ValueError(f"find_white_cells: work_side={work_side!r} must be a whole "
+                         "number of pixels, at least 16.")
+
+
 def _work_copy(field, work_side):
     """The field as floats in [0, 1], shrunk by an integer factor so that its
-    longest side is at most ``work_side`` (block means: fast, no aliasing)."""
+    longest side is at most ``work_side`` (block means, PIL's ``reduce``:
+    fast, no aliasing)."""
+    from PIL import Image
+
     step = max(1, int(np.ceil(max(field.shape[:2]) / work_side)))
     height, width = (n // step * step for n in field.shape[:2])
-    small = field[:height, :width].reshape(height // step, step, width // step, step, 3)
-    return small.mean(axis=(1, 3)) / 255.0, step
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(field[:height, :width]))
+                       .reduce(step)) if step > 1 else field
+    return small.astype(np.float32) / 255.0, step
 
 
 def _red_cell_diameter(stained, nuclei, side):
-    """The median equivalent diameter of the stained blobs that hold no
-    nucleus (red cells), or a sixth of the field's side without any."""
+    """The red cells' diameter: twice the area-weighted median radius of the
+    largest disks inscribed in the stained blobs that hold no nucleus (the
+    peaks of their distance map), or a sixth of the field's side without
+    any. Touching red cells keep their own radius (the map dips between
+    them), and weighting by area lets specks count for little."""
     blobs = ndimage.binary_fill_holes(stained)  # a red cell's pale centre too
-    labels, n = ndimage.label(blobs & ~ndimage.binary_dilation(nuclei, iterations=2))
-    if n == 0:
+    distance = ndimage.distance_transform_edt(
+        blobs & ~ndimage.binary_dilation(nuclei, iterations=2))
+    radii = np.sort(distance[(distance == ndimage.maximum_filter(distance, size=3))
+                             & (distance >= 1.5)])
+    if len(radii) < 3:
         return side / 6
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas >= 12]  # specks are not red cells
-    if len(areas) < 3:
-        return side / 6
-    return float(2 * np.sqrt(np.median(areas) / np.pi))
+    weight = np.cumsum(radii ** 2)
+    return float(2 * radii[np.searchsorted(weight, weight[-1] / 2)])
 
 
 def _mostly_inside(ys, xs, shape):
@@ -93,14 +125,54 @@ def _mostly_inside(ys, xs, shape):
     return True
 
 
+def _merge_overlapping(boxes, scores, share):
+    """Boxes (best first) that overlap a better one by at least ``share`` of
+    the smaller box's area are merged into it (their union): the lobes of one
+    nucleus that lie apart."""
+    kept, kept_scores = [], []
+    for box, score in zip(boxes, scores):
+        for i, other in enumerate(kept):
+            w = min(box[2], other[2]) - max(box[0], other[0])
+            h = min(box[3], other[3]) - max(box[1], other[1])
+            smaller = min(np.prod(box[2:] - box[:2]), np.prod(other[2:] - other[:2]))
+            if w > 0 and h > 0 and w * h >= share * smaller:
+                kept[i] = np.concatenate([np.minimum(box[:2], other[:2]),
+                                          np.maximum(box[2:], other[2:])])
+                break
+        else:
+            kept.append(box)
+            kept_scores.append(score)
+    return np.asarray(kept, dtype=float).reshape(-1, 4), np.asarray(kept_scores, dtype=float)
+
+
 def _disk(radius):
     r = max(1, int(round(radius)))
     y, x = np.ogrid[-r:r + 1, -r:r + 1]
     return x * x + y * y <= r * r
 
 
-def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
-                     min_darkness=0.55, work_side=320):
+def _near(mask, radius):
+    """The pixels within ``radius`` (rounded, at least 1) of ``mask``: a
+    dilation by :func:`_disk`, from the distance map, whose cost does not grow
+    with the radius."""
+    if not mask.any():
+        return mask
+    return ndimage.distance_transform_edt(~mask) <= max(1, int(round(radius)))
+
+
+def _morphology(operation, mask, radius):
+    """``operation`` (a binary closing or opening) with a disk, the field's
+    edge pixels extended past it: a nucleus cut by the border keeps its
+    pixels on the border (which tell how much of it is inside)."""
+    disk = _disk(radius)
+    pad = disk.shape[0]
+    out = operation(np.pad(mask, pad, mode="edge"), structure=disk)
+    return out[pad:-pad, pad:-pad]
+
+
+def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.25,
+                     scale=1.8, min_nucleus=0.5, min_darkness=0.45, merge=0.3,
+                     work_side=320):
     """Boxes around the white cells of a microscope field, and a score each.
 
     Parameters
@@ -111,15 +183,29 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
     threshold : float, default=0.55
         A pixel may be nucleus where its green is below ``threshold`` times
         the background's (the cell view's cue).
+    core : float, default=0.3
+        A nucleus holds a core of pixels darker still: green below ``core``
+        times the background's (a red cell, however dark its stain, has
+        none; a nucleus's paler parts join it within ``reach``).
+    core_size : float, default=0.6
+        Least size of a nucleus's core, as its equivalent diameter in red-cell
+        diameters (platelets' and debris' cores are smaller).
+    reach : float, default=0.25
+        Nucleus pixels lie within ``reach`` red-cell diameters of a core
+        pixel: a dark red cell touching a white cell does not join its nucleus.
     scale : float, default=1.8
         A box's side is ``scale`` times its nucleus's extent (at least one
         and a half red-cell diameters).
-    min_nucleus : float, default=0.9
-        Smallest nucleus kept, as a fraction of a red cell's diameter
-        (platelets and debris are smaller).
-    min_darkness : float, default=0.55
+    min_nucleus : float, default=0.5
+        Smallest nucleus kept (its equivalent diameter), as a fraction of a
+        red cell's diameter (platelets and debris are smaller).
+    min_darkness : float, default=0.45
         Least mean darkness of a nucleus's green (1 - green / background):
         platelets and their clumps are paler than nuclei.
+    merge : float or None, default=0.3
+        A box overlapping a better one by at least this share of the smaller
+        box is merged into it (their union): the lobes of one nucleus lying
+        apart make one cell. None merges none.
     work_side : int, default=320
         The longest side the finder works at (the boxes are in the field's
         own pixels).
@@ -147,6 +233,9 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
     >>> found.boxes.round().tolist(), len(found.scores)
     ([[60.0, 40.0, 101.0, 81.0]], 1)
     """
+    _check_settings(threshold=threshold, core=core, core_size=core_size, reach=reach,
+                    scale=scale, min_nucleus=min_nucleus, min_darkness=min_darkness,
+                    merge=merge, work_side=work_side)
     field = _as_field(image)
     rgb, step = _work_copy(field, work_side)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
@@ -154,14 +243,16 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
     dark = green < threshold * background
     purple = (blue - green > 0.08) & (red - green > 0.0)
     nuclei = dark & purple
+    cores = nuclei & (green < core * background)
     stained = green < 0.9 * background
     side = min(green.shape)
     red_cell = _red_cell_diameter(stained, nuclei, side)
-    nuclei = ndimage.binary_closing(nuclei, structure=_disk(red_cell / 5))
-    nuclei = ndimage.binary_opening(nuclei, structure=_disk(red_cell / 12))
+    # a nucleus's paler parts lie near its core; dark red cells touching it do not join it
+    nuclei &= _near(cores, reach * red_cell)
+    nuclei = _morphology(ndimage.binary_closing, nuclei, red_cell / 5)
+    nuclei = _morphology(ndimage.binary_opening, nuclei, red_cell / 12)
     # parts of one nucleus (lobes) lie closer than a quarter of a red cell
-    grouped, _ = ndimage.label(ndimage.binary_dilation(nuclei,
-                                                        structure=_disk(red_cell / 8)))
+    grouped, _ = ndimage.label(_near(nuclei, red_cell / 8))
     labels = np.where(nuclei, grouped, 0)
     boxes, scores = [], []
     for index, where in enumerate(ndimage.find_objects(labels), start=1):
@@ -173,7 +264,9 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
         ys, xs = np.nonzero(mask)
         ys, xs = ys + where[0].start, xs + where[1].start
         darkness = 1 - float(green[ys, xs].mean()) / background
-        if diameter < min_nucleus * red_cell or darkness < min_darkness \
+        n_core = int((green[ys, xs] < core * background).sum())
+        core_ok = 2 * np.sqrt(n_core / np.pi) >= core_size * red_cell
+        if not core_ok or diameter < min_nucleus * red_cell or darkness < min_darkness \
                 or not _mostly_inside(ys, xs, green.shape):
             continue
         extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
@@ -183,8 +276,11 @@ def find_white_cells(image, *, threshold=0.55, scale=1.8, min_nucleus=0.9,
         boxes.append(np.clip(box, 0, [field.shape[1], field.shape[0]] * 2))
         scores.append(float(np.clip(darkness * min(1.0, diameter / red_cell), 1e-6, 1)))
     order = np.argsort(scores)[::-1]
-    return Bunch(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4)[order],
-                 scores=np.asarray(scores, dtype=float)[order],
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)[order]
+    scores = np.asarray(scores, dtype=float)[order]
+    if merge is not None:
+        boxes, scores = _merge_overlapping(boxes, scores, merge)
+    return Bunch(boxes=boxes, scores=scores,
                  red_cell=red_cell * step, shape=field.shape[:2])
 
 
