@@ -40,32 +40,44 @@ from _common import add_record_options, make_record, pick_device, resolve_machin
 from PIL import Image
 
 from leukosk.datasets import list_images
-from leukosk.fields import find_white_cells
+from leukosk.fields import crop_cells, find_white_cells, read_cells
 from leukosk.utils._images import decode_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_fields import _matched, synthetic_field  # noqa: E402
 
 
-def pbc_as_fields(folder, limit=None):
+def crops_as_fields(folder, limit=None, seed=0):
+    """Each single-cell crop of a lab read as a field: per class, the share
+    with exactly one box holding the image's centre, the share with a box
+    there (recall) and the boxes elsewhere (neighbours cut by the crop's
+    border, red cells, debris: precision); platelet crops: the share with
+    none."""
+    rng = np.random.default_rng(seed)
     out = {}
     for label in sorted(p.name for p in Path(folder).iterdir() if p.is_dir()):
-        files = list_images(Path(folder) / label)[:limit]
-        right = 0
+        files = list_images(Path(folder) / label)
+        if limit and len(files) > limit:
+            files = [files[i] for i in sorted(rng.choice(len(files), limit, replace=False))]
+        right = hit = other = n = 0
         for path in files:
             try:
                 found = find_white_cells(path)
             except ValueError:  # PBC's file that is not an image
                 continue
+            n += 1
             if label == "platelet":
                 right += int(len(found.boxes) == 0)
+                other += len(found.boxes)
                 continue
             height, width = found.shape
-            if len(found.boxes) == 1:
-                x0, y0, x1, y1 = found.boxes[0]
-                right += int(x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1)
-        out[label] = {"n": len(files), "right": right,
-                      "rate": round(right / max(len(files), 1), 4),
+            centre = sum(int(x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1)
+                         for x0, y0, x1, y1 in found.boxes) > 0
+            hit += int(centre)
+            other += len(found.boxes) - int(centre)
+            right += int(centre and len(found.boxes) == 1)
+        out[label] = {"n": n, "right": right, "rate": round(right / max(n, 1), 4),
+                      "centre": hit, "other_boxes": other,
                       "what": "no box" if label == "platelet" else
                               "exactly one box, holding the centre"}
     return out
@@ -102,20 +114,27 @@ def _crops(folder, limit, rng, skip=("platelet",)):
 
 
 def _background(tiles, scale, shape, rng):
-    """A field tiled from ``tiles`` (arrays of red cells), each scaled by ``scale``."""
+    """A field tiled from ``tiles`` (arrays of red cells), scaled by ``scale``
+    to one side (the median tile's), so that the tiles leave no gap."""
     field = np.zeros((*shape, 3), np.uint8)
-    y = 0
-    while y < shape[0]:
-        x, row = 0, 0
-        while x < shape[1]:
+    side = max(8, int(round(np.median([t.shape[1] for t in tiles]) * scale)))
+    for y in range(0, shape[0], side):
+        for x in range(0, shape[1], side):
             tile = Image.fromarray(tiles[rng.integers(len(tiles))])
-            side = max(8, int(round(tile.width * scale)))
             tile = np.asarray(tile.resize((side, side), Image.Resampling.BILINEAR))
             h, w = min(side, shape[0] - y), min(side, shape[1] - x)
             field[y:y + h, x:x + w] = tile[:h, :w]
-            x, row = x + side, max(row, side)
-        y += row
     return field
+
+
+def _nucleus_like(tile):
+    """Whether a tile holds a piece of a white cell: its darkest 0.5 % far
+    darker in green (below a third) than its brightest tenth. The corners of
+    many crops hold part of a neighbouring white cell, which no pasted box
+    names; such tiles are left out (and black padding: no tile has it)."""
+    green = tile[..., 1].astype(float)
+    return bool(np.quantile(green, 0.005) < np.quantile(green, 0.9) / 3
+                or (tile.max(axis=2) <= 40).mean() > 0.01)
 
 
 def _corners(files, rng, n=60):
@@ -128,7 +147,7 @@ def _corners(files, rng, n=60):
         q = min(image.shape[:2]) // 4
         tiles += [t for t in (image[:q, :q], image[:q, -q:], image[-q:, :q],
                               image[-q:, -q:])
-                  if (t.max(axis=2) > 40).mean() > 0.99]  # no black padding
+                  if not _nucleus_like(t)]
     return tiles, min(image.shape[:2])
 
 
@@ -148,21 +167,22 @@ def _paste(field, crop, cy, cx, side):
 def pasted_field(crops, lab, tiles, rng, shape=(480, 640)):
     """One field of real cells of ``lab`` on its own red cells (``tiles``:
     arrays and the side of the crops they come from); returns it and the
-    cells' boxes."""
+    cells' boxes (``x0, y0, x1, y1``, the cell's size, the crop's path)."""
     size = float(np.exp(rng.uniform(np.log(30), np.log(250))))  # the white cell, px
     n = int(rng.integers(0, 4))
-    picks = [decode_image(crops[i]) for i in rng.choice(len(crops), n, replace=False)]
+    chosen = [crops[i] for i in rng.choice(len(crops), n, replace=False)]
+    picks = [decode_image(path) for path in chosen]
     sides = [int(round(size / CELL_SHARE[lab])) for _ in picks]
     # the background at the scale of the pasted crops: red cells keep their size
     tiles, crop_side = tiles
     field = _background(tiles, size / (CELL_SHARE[lab] * crop_side), shape, rng)
     boxes, taken = [], []
-    for crop, side in zip(picks, sides):
+    for path, crop, side in zip(chosen, picks, sides):
         half = side // 2
         for _ in range(100):
             cy = int(rng.integers(half, max(half + 1, shape[0] - half)))
             cx = int(rng.integers(half, max(half + 1, shape[1] - half)))
-            if cy + half <= shape[0] and cx + half <= shape[1] and all(
+            if cy - half + side <= shape[0] and cx - half + side <= shape[1] and all(
                     abs(cy - y) > (half + h) * 0.8 or abs(cx - x) > (half + h) * 0.8
                     for y, x, h in taken):
                 break
@@ -171,50 +191,83 @@ def pasted_field(crops, lab, tiles, rng, shape=(480, 640)):
         _paste(field, crop, cy, cx, side)
         taken.append((cy, cx, half))
         r = size / 2
-        boxes.append((cx - r, cy - r, cx + r, cy + r, size))
+        boxes.append((cx - r, cy - r, cx + r, cy + r, size, path))
     return field, boxes
 
 
 def _right(found, boxes):
-    """Pasted cells whose box holds a found box's centre (one per cell)."""
-    free = list(boxes)
-    hits = 0
-    for x0, y0, x1, y1 in found:
+    """Pairs (found box, pasted cell) where the pasted cell's box holds the
+    found box's centre, one per cell."""
+    free = list(range(len(boxes)))
+    pairs = []
+    for i, (x0, y0, x1, y1) in enumerate(found):
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        inside = [b for b in free if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+        inside = [j for j in free if boxes[j][0] <= cx <= boxes[j][2]
+                  and boxes[j][1] <= cy <= boxes[j][3]]
         if inside:
             free.remove(inside[0])
-            hits += 1
-    return hits, [b for b in boxes if b not in free]
+            pairs.append((i, inside[0]))
+    return pairs
 
 
-def real_cell_fields(data_dir, labs, n_fields, seed=0):
-    """Recall and precision on fields of pasted real cells, per lab and size."""
+def _size_bin(size):
+    return next((b for b in SIZE_BINS if b[0] <= size <= b[1]), SIZE_BINS[-1])
+
+
+def real_cell_fields(labs, n_fields, clf=None, seed=0, **finder):
+    """Recall and precision on fields of pasted real cells, per lab and size;
+    with ``clf``, the accuracy of the cells found (classified from their
+    boxes, as ``leukosk predict --fields`` does) against the same cells'
+    crops classified as crops. ``finder``: settings of the finder."""
     rng = np.random.default_rng(seed)
     out = {}
     for lab, folder in labs.items():
         crops = _crops(folder, 400, rng)
         tiles = _corners(crops, rng)
         bins = {b: {"white_cells": 0, "found": 0, "hits": 0} for b in SIZE_BINS}
+        cells, truths = [], []  # found cells' crops; (crop path, size bin)
         for _ in range(n_fields):
             field, boxes = pasted_field(crops, lab, tiles, rng)
-            found = find_white_cells(field).boxes
-            hits, matched = _right(found, boxes)
+            found = find_white_cells(field, **finder).boxes
+            pairs = _right(found, boxes)
             size = boxes[0][4] if boxes else float(rng.uniform(30, 250))
-            b = next((b for b in SIZE_BINS if b[0] <= size <= b[1]), SIZE_BINS[-1])
+            b = _size_bin(size)
             bins[b]["white_cells"] += len(boxes)
             bins[b]["found"] += len(found)
-            bins[b]["hits"] += hits
-        out[lab] = {f"{lo}-{hi}px": {
-            "white_cells": v["white_cells"], "found": v["found"],
+            bins[b]["hits"] += len(pairs)
+            if clf is not None and pairs:
+                cells.append(crop_cells(field, found[[i for i, _ in pairs]],
+                                        clf.decode_size_))
+                truths += [(boxes[j][5], b) for _, j in pairs]
+        out[lab] = {f"{lo}-{hi}px": _rates(v) for (lo, hi), v in bins.items()}
+        out[lab]["all"] = _rates({k: sum(v[k] for v in bins.values())
+                                  for k in ("white_cells", "found", "hits")})
+        if clf is not None and truths:
+            out[lab]["classified"] = _found_vs_crops(clf, np.concatenate(cells), truths)
+    return out
+
+
+def _rates(v):
+    return {"white_cells": v["white_cells"], "found": v["found"],
             "recall": round(v["hits"] / max(v["white_cells"], 1), 4),
             "precision": round(v["hits"] / max(v["found"], 1), 4)}
-            for (lo, hi), v in bins.items()}
-        total = {k: sum(v[k] for v in bins.values()) for k in ("white_cells", "found",
-                                                              "hits")}
-        out[lab]["all"] = {"white_cells": total["white_cells"], "found": total["found"],
-                           "recall": round(total["hits"] / max(total["white_cells"], 1), 4),
-                           "precision": round(total["hits"] / max(total["found"], 1), 4)}
+
+
+def _found_vs_crops(clf, found_crops, truths):
+    """Accuracy of the cells found (their crops from the field) and of the
+    same cells' own crop files, per size bin and in all."""
+    paths = [path for path, _ in truths]
+    labels = np.array([Path(path).parent.name for path in paths])
+    on_field = clf.predict(found_crops) == labels
+    as_crops = clf.predict(read_cells(paths, clf.decode_size_)) == labels
+    sizes = np.array([f"{lo}-{hi}px" for (lo, hi) in (b for _, b in truths)])
+    out = {}
+    for name in [f"{lo}-{hi}px" for lo, hi in SIZE_BINS] + ["all"]:
+        where = sizes == name if name != "all" else np.ones(len(sizes), bool)
+        if where.any():
+            out[name] = {"n": int(where.sum()),
+                         "found_cells": round(float(on_field[where].mean()), 4),
+                         "crops": round(float(as_crops[where].mean()), 4)}
     return out
 
 
@@ -260,6 +313,9 @@ def main(argv=None):
     p.add_argument("--paste", action="append", default=[], metavar="LAB=DIR",
                    help="real cells of a lab to paste into fields (pbc, raabin, tecom)")
     p.add_argument("--real-fields", type=int, default=150, help="pasted fields per lab")
+    p.add_argument("--model", default=None,
+                   help="classify the cells found and the same cells' crops "
+                        "(a model name or file, e.g. default)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     add_record_options(p, default=None, option="--records")
@@ -269,25 +325,50 @@ def main(argv=None):
     record = {"device": pick_device("cpu")[1],
               "synthetic": synthetic([8, 12, 20, 30, 40], args.fields),
               "speed": speed(n=10 if args.quick else 60)}
+    labs = dict(item.split("=", 1) for item in args.paste)
     if args.data_dir:
-        record["pbc_as_fields"] = pbc_as_fields(args.data_dir, args.limit)
-        labs = dict(item.split("=", 1) for item in args.paste)
-        if labs:
-            record["real_cell_fields"] = real_cell_fields(args.data_dir, labs,
-                                                          args.real_fields)
+        record["crops_as_fields"] = {"pbc": crops_as_fields(args.data_dir, args.limit)}
+    for lab, folder in labs.items():  # each lab's crops as fields (PBC's read above)
+        if not args.data_dir or Path(folder).resolve() != Path(args.data_dir).resolve():
+            record.setdefault("crops_as_fields", {})[lab] = crops_as_fields(folder,
+                                                                            args.limit)
+    if labs:
+        clf = None
+        if args.model:
+            from leukosk import load_model, resolve_model
+            clf = load_model(args.model, device="cpu")
+            record["model"] = str(getattr(resolve_model(args.model), "name", args.model))
+        record["real_cell_fields"] = real_cell_fields(labs, args.real_fields, clf)
     print(json.dumps(record, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
     if args.records:
         command = script_command(__file__, "DATA_DIR" if args.data_dir else "",
-                                 *[f"--paste {lab}={lab.upper()}_DIR"
-                                   for lab in dict(i.split("=", 1) for i in args.paste)])
+                                 *[f"--paste {lab}={lab.upper()}_DIR" for lab in labs],
+                                 *(["--model", args.model] if args.model else []))
         write_records(args.records, field_records(record, resolve_machine(args.machine),
                                                   command),
                       title="Issue 30: the white-cell finder on fields")
 
 
 FINDER = "leukosk.fields.find_white_cells (defaults)"
+
+
+def _crops_record(lab, per_class, common):
+    """A lab's crops read as fields: one record of its rates."""
+    cells = {k: v for k, v in per_class.items() if k != "platelet"}
+    n = sum(v["n"] for v in cells.values())
+    rates = {"one-box-at-centre": sum(v["right"] for v in cells.values()) / max(n, 1),
+             "box-at-centre": sum(v["centre"] for v in cells.values()) / max(n, 1)}
+    if "platelet" in per_class:
+        rates["platelet-no-box"] = per_class["platelet"]["rate"]
+    return make_record(f"fields-{lab}-crops", data=f"{lab}'s single-cell crops, each "
+                       "read as a field", split="the crops read (white-cell classes; "
+                       "platelets apart)", n=n, rates=rates,
+                       values={"other-boxes": sum(v["other_boxes"] for v in cells.values()),
+                               **({"platelet-crops": per_class["platelet"]["n"]}
+                                  if "platelet" in per_class else {})},
+                       **common)
 
 
 def field_records(record, machine, command):
@@ -297,6 +378,8 @@ def field_records(record, machine, command):
     out = []
     for lab, bins in record.get("real_cell_fields", {}).items():
         for name, v in bins.items():
+            if name == "classified" or not v["white_cells"]:
+                continue
             out.append(make_record(
                 f"fields-{lab}-{name.replace('-', 'to').replace('px', '')}",
                 data=f"640x480 fields of real {lab} cells pasted on its own red cells",
@@ -304,19 +387,19 @@ def field_records(record, machine, command):
                 n=v["white_cells"], rates={"recall": v["recall"],
                                            "precision": v["precision"]},
                 values={"found": v["found"]}, **common))
-    pbc = record.get("pbc_as_fields")
-    if pbc:
-        cells = {k: v for k, v in pbc.items() if k != "platelet"}
-        right, n = sum(v["right"] for v in cells.values()), sum(v["n"] for v in cells.values())
-        rates = {"one-box-at-centre": right / max(n, 1)}
-        if "platelet" in pbc:
-            rates["platelet-no-box"] = pbc["platelet"]["rate"]
-        out.append(make_record("fields-pbc-crops", data="PBC development part, each "
-                               "crop read as a field", split="all of it (white-cell "
-                               "classes; platelets apart)", n=n, rates=rates,
-                               values={"platelet-crops": pbc.get("platelet", {}).get("n",
-                                                                                     0)},
-                               **common))
+    for lab, per_class in record.get("crops_as_fields", {}).items():
+        out.append(_crops_record(lab, per_class, common))
+    model = record.get("model")
+    for lab, bins in record.get("real_cell_fields", {}).items():
+        for name, v in bins.get("classified", {}).items():
+            out.append(make_record(
+                f"fields-{lab}-classified-{name.replace('-', 'to').replace('px', '')}",
+                data=f"640x480 fields of real {lab} cells pasted on its own red cells",
+                split=f"white cells found, {name if name != 'all' else '30-250 px'}",
+                n=v["n"], rates={"found-cells": v["found_cells"], "crops": v["crops"]},
+                note="the cells found, classified from their boxes, against the same "
+                     "cells' own crop files classified as crops",
+                **{**common, "model": model}))
     sp = record["speed"]
     out.append(make_record("fields-speed", data=f"{sp['fields']} synthetic fields, "
                            f"{sp['size']}", split="all of them, median of 3 passes",
