@@ -1,21 +1,26 @@
-"""The white-cell finder (issue 30): PBC crops read as fields, synthetic fields
-by scale, and speed against decoding alone, in one run.
+"""The white-cell finder (issue 30): each lab's crops read as fields,
+synthetic fields by scale, fields of pasted real cells (and, with a model,
+the cells found classified against their crops), and speed against decoding
+alone, in one run.
 
-* ``DATA_DIR`` (a PBC-layout folder, e.g. the development part): every image
-  read as a field; per class, the share with exactly one box holding the
-  image's centre (platelet crops: the share with none);
+* ``DATA_DIR`` (a PBC-layout folder, e.g. the development part) and each
+  ``--paste`` lab's folder: every image read as a field; per class, the share
+  with exactly one box holding the image's centre, with a box there at all,
+  and the other boxes (platelet crops: the share with none);
 * synthetic fields (``tests/test_fields.py``'s generator: red cells and 0-3
   white cells on a plain background, exact centres) at red-cell diameters
   from 8 to 40 px (white cells about 30-100 px across with their cytoplasm):
   recall and precision per scale;
 * fields of real cells (``--paste LAB=DIR``, one or more labs' single-cell
   crops): 640x480 fields tiled from the corners of the lab's own crops (its
-  red cells, stain and background), with 0-3 crops of white cells pasted
-  under a soft round mask, at a random size of the white cell of 30-250 px
-  (one per field), the background scaled with them so that red cells keep
-  their proportion to the white ones; a found box is right when its centre
-  lies in a pasted cell's box (one per cell): recall and precision per lab and
-  per size;
+  red cells, stain and background; corners holding a piece of a white cell
+  left out), with 0-3 crops of white cells pasted under a soft round mask,
+  at a random size of the white cell of 30-250 px (one per field), the
+  background scaled with them so that red cells keep their proportion to the
+  white ones; a found box is right when its centre lies in a pasted cell's
+  box (one per cell): recall and precision per lab and per size. With
+  ``--model``, each cell found is classified from its box (as ``leukosk
+  predict --fields`` does) and the same cell's crop file as a crop;
 * speed: 640x480 JPEG fields per second, decoding included, against decoding
   alone (the ratio is what the finder costs).
 
@@ -24,7 +29,7 @@ by scale, and speed against decoding alone, in one run.
     python benchmarks/bench_fields.py ../shared/data/PBC_dataset_normal_DIB \
         --paste pbc=../shared/data/PBC_dataset_normal_DIB \
         --paste raabin=../shared/data/other_labs/raabin \
-        --paste tecom=../shared/data/other_labs/tecom --out fields.json
+        --paste tecom=../shared/data/other_labs/tecom --model default --out fields.json
 """
 
 import argparse
