@@ -9,6 +9,11 @@ background and purple (its red and blue well above its green), whatever the
 lab's background colour. Then, on a copy of the field at most ``work_side``
 pixels wide:
 
+0. **the background's light**, at each pixel: a smooth surface fitted to
+   the brightest pixels of the field's tiles (tiles that cells cover left
+   out), so that a field lit unevenly, dimmer towards its rim, is read
+   against its own light; pixels dark in every channel (outside an
+   eyepiece's round view) are unlit, neither background nor red cells;
 1. **the field's scale**, from its red cells: twice the area-weighted
    median radius of the largest disks inscribed in the stained but not
    nuclear blobs (a red cell is about 7.5 micrometres at any magnification;
@@ -92,6 +97,51 @@ def _work_copy(field, work_side):
     return small.astype(np.float32) / 255.0, step
 
 
+def _background_map(green, lit, blocks=8):
+    """The background's green at each pixel: a smooth surface (quadratic in x
+    and y, as a microscope's uneven light is) fitted to the brightest
+    twentieth of each of ``blocks`` x ``blocks`` tiles (those at least a fifth
+    lit), tiles far below it left out and the fit repeated: tiles that a white
+    cell or crowded red cells cover are not background. So a field lit
+    unevenly (a phone's, dimmer towards its rim) is read against its own light
+    everywhere."""
+    height, width = green.shape
+    th, tw = height // blocks, width // blocks
+    if th < 2 or tw < 2:
+        return np.full_like(green, _global_background(green, lit))
+    tiles = green[:th * blocks, :tw * blocks].reshape(blocks, th, blocks, tw)
+    tiles = tiles.transpose(0, 2, 1, 3).reshape(blocks * blocks, th * tw)
+    lit_share = lit[:th * blocks, :tw * blocks].reshape(blocks, th, blocks, tw) \
+        .mean(axis=(1, 3)).ravel()
+    levels = np.quantile(tiles, 0.95, axis=1)  # the top twentieth of a lit fifth is lit
+    centre = 2 * (np.arange(blocks) + 0.5) / blocks - 1
+    cy, cx = (a.ravel() for a in np.meshgrid(centre, centre, indexing="ij"))
+    keep = lit_share >= 0.2
+    if keep.sum() < 6:
+        return np.full_like(green, _global_background(green, lit))
+    terms = _quadratic_terms(cy, cx)
+    for _ in range(3):
+        coef = np.linalg.lstsq(terms[keep], levels[keep], rcond=None)[0]
+        fitted = levels >= terms @ coef - 0.05 * np.median(levels[keep])
+        if (fitted & keep).sum() < 6:
+            break
+        keep &= fitted
+    y = (2 * (np.arange(height) + 0.5) / height - 1)[:, None]
+    x = (2 * (np.arange(width) + 0.5) / width - 1)[None, :]
+    surface = coef[0] + coef[1] * y + coef[2] * x + coef[3] * y * y + coef[4] * x * y \
+        + coef[5] * x * x
+    top = float(levels[lit_share >= 0.2].max())
+    return np.clip(surface, 0.25 * top, top).astype(green.dtype)
+
+
+def _global_background(green, lit):
+    return max(float(np.quantile(green[lit], 0.9)), 1e-3) if lit.any() else 1.0
+
+
+def _quadratic_terms(y, x):
+    return np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=1)
+
+
 def _red_cell_diameter(stained, nuclei, side):
     """The red cells' diameter: twice the area-weighted median radius of the
     largest disks inscribed in the stained blobs that hold no nucleus (the
@@ -145,29 +195,42 @@ def _merge_overlapping(boxes, scores, share):
     return np.asarray(kept, dtype=float).reshape(-1, 4), np.asarray(kept_scores, dtype=float)
 
 
-def _disk(radius):
-    r = max(1, int(round(radius)))
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    return x * x + y * y <= r * r
-
-
 def _near(mask, radius):
     """The pixels within ``radius`` (rounded, at least 1) of ``mask``: a
-    dilation by :func:`_disk`, from the distance map, whose cost does not grow
-    with the radius."""
+    dilation by a disk, from the distance map, whose cost does not grow with
+    the radius."""
     if not mask.any():
         return mask
     return ndimage.distance_transform_edt(~mask) <= max(1, int(round(radius)))
 
 
-def _morphology(operation, mask, radius):
-    """``operation`` (a binary closing or opening) with a disk, the field's
-    edge pixels extended past it: a nucleus cut by the border keeps its
-    pixels on the border (which tell how much of it is inside)."""
-    disk = _disk(radius)
-    pad = disk.shape[0]
-    out = operation(np.pad(mask, pad, mode="edge"), structure=disk)
-    return out[pad:-pad, pad:-pad]
+def _closing(mask, radius):
+    """A closing by a disk, the field's edge pixels extended past it: a
+    nucleus cut by the border keeps its pixels on the border (which tell how
+    much of it is inside)."""
+    return _by_disk(mask, radius, closing=True)
+
+
+def _opening(mask, radius):
+    """An opening by a disk, edges extended as in :func:`_closing`."""
+    return _by_disk(mask, radius, closing=False)
+
+
+def _by_disk(mask, radius, closing):
+    """Closing or opening by a disk of ``radius`` (rounded, at least 1): scipy's
+    with the disk as structure for a small one (fast), from distance maps for
+    a large one (whose cost does not grow with the radius)."""
+    r = max(1, int(round(radius)))
+    wide = np.pad(mask, r + 1, mode="edge")
+    if r <= 6:
+        y, x = np.ogrid[-r:r + 1, -r:r + 1]
+        operation = ndimage.binary_closing if closing else ndimage.binary_opening
+        out = operation(wide, structure=x * x + y * y <= r * r)
+    elif closing:
+        out = ~_near(~_near(wide, r), r)
+    else:
+        out = _near(~_near(~wide, r), r)
+    return out[r + 1:-(r + 1), r + 1:-(r + 1)]
 
 
 def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.25,
@@ -239,18 +302,21 @@ def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.
     field = _as_field(image)
     rgb, step = _work_copy(field, work_side)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    background = max(float(np.quantile(green, 0.9)), 1e-3)
+    # unlit: dark in every channel (outside an eyepiece's round field of view)
+    brightness = rgb.max(axis=2)
+    lit = brightness >= 0.25 * float(np.quantile(brightness, 0.99))
+    background = _background_map(green, lit)
     dark = green < threshold * background
     purple = (blue - green > 0.08) & (red - green > 0.0)
     nuclei = dark & purple
     cores = nuclei & (green < core * background)
-    stained = green < 0.9 * background
+    stained = (green < 0.9 * background) & lit
     side = min(green.shape)
     red_cell = _red_cell_diameter(stained, nuclei, side)
     # a nucleus's paler parts lie near its core; dark red cells touching it do not join it
     nuclei &= _near(cores, reach * red_cell)
-    nuclei = _morphology(ndimage.binary_closing, nuclei, red_cell / 5)
-    nuclei = _morphology(ndimage.binary_opening, nuclei, red_cell / 12)
+    nuclei = _closing(nuclei, red_cell / 5)
+    nuclei = _opening(nuclei, red_cell / 12)
     # parts of one nucleus (lobes) lie closer than a quarter of a red cell
     grouped, _ = ndimage.label(_near(nuclei, red_cell / 8))
     labels = np.where(nuclei, grouped, 0)
@@ -263,8 +329,8 @@ def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.
         diameter = 2 * np.sqrt(area / np.pi)
         ys, xs = np.nonzero(mask)
         ys, xs = ys + where[0].start, xs + where[1].start
-        darkness = 1 - float(green[ys, xs].mean()) / background
-        n_core = int((green[ys, xs] < core * background).sum())
+        darkness = 1 - float((green[ys, xs] / background[ys, xs]).mean())
+        n_core = int((green[ys, xs] < core * background[ys, xs]).sum())
         core_ok = 2 * np.sqrt(n_core / np.pi) >= core_size * red_cell
         if not core_ok or diameter < min_nucleus * red_cell or darkness < min_darkness \
                 or not _mostly_inside(ys, xs, green.shape):
