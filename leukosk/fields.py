@@ -115,11 +115,13 @@ def _background_map(green, lit, blocks=8):
         .mean(axis=(1, 3)).ravel()
     levels = np.quantile(tiles, 0.95, axis=1)  # the top twentieth of a lit fifth is lit
     centre = 2 * (np.arange(blocks) + 0.5) / blocks - 1
-    cy, cx = (a.ravel() for a in np.meshgrid(centre, centre, indexing="ij"))
-    keep = lit_share >= 0.2
-    if keep.sum() < 6:
+    lit_tiles = lit_share >= 0.2
+    if lit_tiles.sum() < 6:
         return np.full_like(green, _global_background(green, lit))
-    terms = _quadratic_terms(cy, cx)
+    terms = np.stack(np.broadcast_arrays(*_quadratic_terms(centre[:, None],
+                                                             centre[None, :])),
+                     axis=-1).reshape(blocks * blocks, -1)
+    keep = lit_tiles.copy()
     for _ in range(3):
         coef = np.linalg.lstsq(terms[keep], levels[keep], rcond=None)[0]
         fitted = levels >= terms @ coef - 0.05 * np.median(levels[keep])
@@ -128,9 +130,8 @@ def _background_map(green, lit, blocks=8):
         keep &= fitted
     y = (2 * (np.arange(height) + 0.5) / height - 1)[:, None]
     x = (2 * (np.arange(width) + 0.5) / width - 1)[None, :]
-    surface = coef[0] + coef[1] * y + coef[2] * x + coef[3] * y * y + coef[4] * x * y \
-        + coef[5] * x * x
-    top = float(levels[lit_share >= 0.2].max())
+    surface = sum(c * term for c, term in zip(coef, _quadratic_terms(y, x)))
+    top = float(levels[lit_tiles].max())
     return np.clip(surface, 0.25 * top, top).astype(green.dtype)
 
 
@@ -139,7 +140,9 @@ def _global_background(green, lit):
 
 
 def _quadratic_terms(y, x):
-    return np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=1)
+    """The terms of a quadratic in ``y`` and ``x`` (broadcast together): the
+    tiles' design matrix and the surface over the field use the same ones."""
+    return [np.ones_like(y * x), y, x, y * y, x * y, x * x]
 
 
 def _red_cell_diameter(stained, nuclei, side):
@@ -204,22 +207,12 @@ def _near(mask, radius):
     return ndimage.distance_transform_edt(~mask) <= max(1, int(round(radius)))
 
 
-def _closing(mask, radius):
-    """A closing by a disk, the field's edge pixels extended past it: a
-    nucleus cut by the border keeps its pixels on the border (which tell how
-    much of it is inside)."""
-    return _by_disk(mask, radius, closing=True)
-
-
-def _opening(mask, radius):
-    """An opening by a disk, edges extended as in :func:`_closing`."""
-    return _by_disk(mask, radius, closing=False)
-
-
 def _by_disk(mask, radius, closing):
-    """Closing or opening by a disk of ``radius`` (rounded, at least 1): scipy's
-    with the disk as structure for a small one (fast), from distance maps for
-    a large one (whose cost does not grow with the radius)."""
+    """Closing (or opening) by a disk of ``radius`` (rounded, at least 1), the
+    field's edge pixels extended past it, so that a nucleus cut by the border
+    keeps its pixels on the border (which tell how much of it is inside):
+    scipy's with the disk as structure for a small one (fast), from distance
+    maps for a large one (whose cost does not grow with the radius)."""
     r = max(1, int(round(radius)))
     wide = np.pad(mask, r + 1, mode="edge")
     if r <= 6:
@@ -315,8 +308,8 @@ def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.
     red_cell = _red_cell_diameter(stained, nuclei, side)
     # a nucleus's paler parts lie near its core; dark red cells touching it do not join it
     nuclei &= _near(cores, reach * red_cell)
-    nuclei = _closing(nuclei, red_cell / 5)
-    nuclei = _opening(nuclei, red_cell / 12)
+    nuclei = _by_disk(nuclei, red_cell / 5, closing=True)
+    nuclei = _by_disk(nuclei, red_cell / 12, closing=False)
     # parts of one nucleus (lobes) lie closer than a quarter of a red cell
     grouped, _ = ndimage.label(_near(nuclei, red_cell / 8))
     labels = np.where(nuclei, grouped, 0)
