@@ -52,6 +52,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_fields import _matched, synthetic_field  # noqa: E402
 
 
+def tally_crops(found_per_crop):
+    """Counts over ``(label, found)`` pairs of crops read as fields (``found``:
+    :func:`find_white_cells`'s answer): ``n`` crops, ``right`` (platelets: no
+    box; others: exactly one box, holding the centre), ``centre`` (a box holds
+    it) and ``other_boxes`` (boxes elsewhere; every box of a platelet crop)."""
+    n = right = centre = other = 0
+    for label, found in found_per_crop:
+        height, width = found.shape
+        at_centre = label != "platelet" and any(
+            x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1
+            for x0, y0, x1, y1 in found.boxes)
+        n += 1
+        centre += at_centre
+        other += len(found.boxes) - at_centre
+        right += (len(found.boxes) == 0) if label == "platelet" else \
+            (at_centre and len(found.boxes) == 1)
+    return {"n": n, "right": int(right), "centre": int(centre), "other_boxes": int(other)}
+
+
+def _found(label, paths):
+    for path in paths:
+        try:
+            yield label, find_white_cells(path)
+        except ValueError:  # PBC's file that is not an image
+            continue
+
+
 def crops_as_fields(folder, limit=None, seed=0):
     """Each single-cell crop of a lab read as a field: per class, the share
     with exactly one box holding the image's centre, the share with a box
@@ -64,25 +91,8 @@ def crops_as_fields(folder, limit=None, seed=0):
         files = list_images(Path(folder) / label)
         if limit and len(files) > limit:
             files = [files[i] for i in sorted(rng.choice(len(files), limit, replace=False))]
-        right = hit = other = n = 0
-        for path in files:
-            try:
-                found = find_white_cells(path)
-            except ValueError:  # PBC's file that is not an image
-                continue
-            n += 1
-            if label == "platelet":
-                right += int(len(found.boxes) == 0)
-                other += len(found.boxes)
-                continue
-            height, width = found.shape
-            centre = sum(int(x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1)
-                         for x0, y0, x1, y1 in found.boxes) > 0
-            hit += int(centre)
-            other += len(found.boxes) - int(centre)
-            right += int(centre and len(found.boxes) == 1)
-        out[label] = {"n": n, "right": right, "rate": round(right / max(n, 1), 4),
-                      "centre": hit, "other_boxes": other,
+        counts = tally_crops(_found(label, files))
+        out[label] = {**counts, "rate": round(counts["right"] / max(counts["n"], 1), 4),
                       "what": "no box" if label == "platelet" else
                               "exactly one box, holding the centre"}
     return out

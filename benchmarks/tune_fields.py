@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import resolve_machine
-from bench_fields import real_cell_fields
+from bench_fields import real_cell_fields, tally_crops
 
 from leukosk.datasets import list_images
 from leukosk.fields import find_white_cells
@@ -52,24 +52,15 @@ def sample(folder, per_class, rng):
 
 def score(items, **settings):
     """The finder with ``settings`` on one lab's sample."""
-    hit = one = other = n = none = n_platelet = 0
-    for label, image in items:
-        found = find_white_cells(image, **settings)
-        if label == "platelet":
-            n_platelet += 1
-            none += len(found.boxes) == 0
-            continue
-        height, width = image.shape[:2]
-        centre = any(x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1
-                     for x0, y0, x1, y1 in found.boxes)
-        n += 1
-        hit += centre
-        one += centre and len(found.boxes) == 1
-        other += len(found.boxes) - centre
-    out = {"n": n, "box-at-centre": round(hit / n, 4), "one-box-at-centre": round(one / n, 4),
-           "other-boxes-per-crop": round(other / n, 4)}
-    if n_platelet:
-        out["platelet-no-box"] = round(none / n_platelet, 4)
+    found = [(label, find_white_cells(image, **settings)) for label, image in items]
+    cells = tally_crops((label, f) for label, f in found if label != "platelet")
+    n = cells["n"]
+    out = {"n": n, "box-at-centre": round(cells["centre"] / n, 4),
+           "one-box-at-centre": round(cells["right"] / n, 4),
+           "other-boxes-per-crop": round(cells["other_boxes"] / n, 4)}
+    platelets = tally_crops((label, f) for label, f in found if label == "platelet")
+    if platelets["n"]:
+        out["platelet-no-box"] = round(platelets["right"] / platelets["n"], 4)
     return out
 
 
