@@ -115,12 +115,13 @@ def _write_fields(folder, fields, size):
 
 
 def _field_data(fields, shape_of):
-    """Per cell: its field's image and its box as percentages of the field."""
+    """Per cell: its field's image, its pixel size (so that the page lays the
+    field out before the image has loaded) and its box as percentages."""
     out = []
     for k, box in zip(fields.field, fields.boxes):
         height, width = shape_of[int(k)]
         x0, y0, x1, y1 = (float(v) for v in box)
-        out.append({"src": f"{FIELDS}/{int(k):06d}.jpg",
+        out.append({"src": f"{FIELDS}/{int(k):06d}.jpg", "size": [width, height],
                     "box": [round(100 * x0 / width, 3), round(100 * y0 / height, 3),
                             round(100 * (x1 - x0) / width, 3),
                             round(100 * (y1 - y0) / height, 3)]})

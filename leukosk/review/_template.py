@@ -39,7 +39,7 @@ table.differential tr.changed td { background: #fff3cd; }
 #picker[hidden] { display: none; }
 .toolbar { margin: 1em 0; }
 .field-view { position: relative; margin: 6px 0; max-width: 240px; }
-.field-view img { width: 100%; display: block; }
+.field-view img { width: 100%; height: auto; display: block; }
 .field-view .box { position: absolute; border: 2px solid #ffd400; box-shadow: 0 0 0 1px #000; }
 .field-view[hidden] { display: none; }
 #picker.with-field { max-width: 420px; } #picker.with-field .field-view { max-width: 400px; }
@@ -137,7 +137,9 @@ function showField(i) {   // the cell boxed in its field (leukosk count --fields
   view.hidden = field === null;
   document.getElementById("picker").classList.toggle("with-field", field !== null);
   if (field === null) { return; }
-  view.querySelector("img").src = field.src;
+  const img = view.querySelector("img");
+  [img.width, img.height] = field.size;   // its room is kept before it loads
+  img.src = field.src;
   const [left, top, width, height] = field.box, box = view.querySelector(".box");
   box.style.left = `${left}%`;
   box.style.top = `${top}%`;
