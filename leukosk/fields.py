@@ -302,7 +302,8 @@ def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.
     dark = green < threshold * background
     purple = (blue - green > 0.08) & (red - green > 0.0)
     nuclei = dark & purple
-    cores = nuclei & (green < core * background)
+    deep = green < core * background  # a nucleus's core is this dark
+    cores = nuclei & deep
     stained = (green < 0.9 * background) & lit
     side = min(green.shape)
     red_cell = _red_cell_diameter(stained, nuclei, side)
@@ -323,7 +324,7 @@ def find_white_cells(image, *, threshold=0.55, core=0.3, core_size=0.6, reach=0.
         ys, xs = np.nonzero(mask)
         ys, xs = ys + where[0].start, xs + where[1].start
         darkness = 1 - float((green[ys, xs] / background[ys, xs]).mean())
-        n_core = int((green[ys, xs] < core * background[ys, xs]).sum())
+        n_core = int(deep[ys, xs].sum())
         core_ok = 2 * np.sqrt(n_core / np.pi) >= core_size * red_cell
         if not core_ok or diameter < min_nucleus * red_cell or darkness < min_darkness \
                 or not _mostly_inside(ys, xs, green.shape):
