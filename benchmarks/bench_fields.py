@@ -49,26 +49,7 @@ from leukosk.fields import crop_cells, find_white_cells, read_cells
 from leukosk.utils._images import decode_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_fields import _matched, synthetic_field  # noqa: E402
-
-
-def tally_crops(found_per_crop):
-    """Counts over ``(label, found)`` pairs of crops read as fields (``found``:
-    :func:`find_white_cells`'s answer): ``n`` crops, ``right`` (platelets: no
-    box; others: exactly one box, holding the centre), ``centre`` (a box holds
-    it) and ``other_boxes`` (boxes elsewhere; every box of a platelet crop)."""
-    n = right = centre = other = 0
-    for label, found in found_per_crop:
-        height, width = found.shape
-        at_centre = label != "platelet" and any(
-            x0 <= width / 2 <= x1 and y0 <= height / 2 <= y1
-            for x0, y0, x1, y1 in found.boxes)
-        n += 1
-        centre += at_centre
-        other += len(found.boxes) - at_centre
-        right += (len(found.boxes) == 0) if label == "platelet" else \
-            (at_centre and len(found.boxes) == 1)
-    return {"n": n, "right": int(right), "centre": int(centre), "other_boxes": int(other)}
+from test_fields import _matched, synthetic_field, tally_crops  # noqa: E402
 
 
 def _found(label, paths):
