@@ -20,7 +20,10 @@ alone, in one run.
   white ones; a found box is right when its centre lies in a pasted cell's
   box (one per cell): recall and precision per lab and per size. With
   ``--model``, each cell found is classified from its box (as ``leukosk
-  predict --fields`` does) and the same cell's crop file as a crop;
+  predict --fields`` does) and the same cell's crop file as a crop; the cells
+  of a lab named by ``--never-seen`` come from the 20 % side of its 80/20
+  split only, which the shipped models never trained on (PBC's and
+  Raabin-WBC's: the model is not scored on its training images);
 * speed: 640x480 JPEG fields per second, decoding included, against decoding
   alone (the ratio is what the finder costs).
 
@@ -29,7 +32,8 @@ alone, in one run.
     python benchmarks/bench_fields.py ../shared/data/PBC_dataset_normal_DIB \
         --paste pbc=../shared/data/PBC_dataset_normal_DIB \
         --paste raabin=../shared/data/other_labs/raabin \
-        --paste tecom=../shared/data/other_labs/tecom --model default --out fields.json
+        --paste tecom=../shared/data/other_labs/tecom --never-seen pbc \
+        --never-seen raabin --model default --out fields.json
 """
 
 import argparse
@@ -43,6 +47,7 @@ import numpy as np
 from _common import add_record_options, make_record, pick_device, resolve_machine, \
     script_command, write_records
 from PIL import Image
+from v4_recipe import halves, load
 
 from leukosk.datasets import list_images
 from leukosk.fields import crop_cells, find_white_cells, read_cells
@@ -104,8 +109,10 @@ CELL_SHARE = {"pbc": 0.45, "raabin": 0.4, "tecom": 0.8}
 SIZE_BINS = ((30, 60), (60, 120), (120, 250))
 
 
-def _crops(folder, limit, rng, skip=("platelet",)):
-    files = [f for f in list_images(folder) if Path(f).parent.name not in skip]
+def _crops(files, limit, rng, skip=("platelet",)):
+    """``limit`` of ``files`` (paths of single-cell crops) drawn by ``rng``,
+    none of the classes in ``skip``."""
+    files = [f for f in files if Path(f).parent.name not in skip]
     return [files[i] for i in rng.choice(len(files), min(limit, len(files)), replace=False)]
 
 
@@ -210,15 +217,26 @@ def _size_bin(size):
     return next((b for b in SIZE_BINS if b[0] <= size <= b[1]), SIZE_BINS[-1])
 
 
-def real_cell_fields(labs, n_fields, clf=None, seed=0, **finder):
+def never_seen_side(folder):
+    """The crops of the 20 % side of ``folder``'s duplicate-aware stratified
+    80/20 split (``random_state=0``), the side that the shipped models V3 and
+    V4 never trained on (``v4_recipe.py`` trains on the 80 % side)."""
+    data = load(folder, None)  # no size: paths only, nothing decoded
+    _, test = halves(data)
+    return [data.filenames[i] for i in test]
+
+
+def real_cell_fields(labs, n_fields, clf=None, seed=0, never_seen=(), **finder):
     """Recall and precision on fields of pasted real cells, per lab and size;
     with ``clf``, the accuracy of the cells found (classified from their
     boxes, as ``leukosk predict --fields`` does) against the same cells'
-    crops classified as crops. ``finder``: settings of the finder."""
+    crops classified as crops. The cells of a lab in ``never_seen`` come from
+    its :func:`never_seen_side` only. ``finder``: settings of the finder."""
     rng = np.random.default_rng(seed)
     out = {}
     for lab, folder in labs.items():
-        crops = _crops(folder, 400, rng)
+        crops = _crops(never_seen_side(folder) if lab in never_seen else
+                       list_images(folder), 400, rng)
         tiles = _corners(crops, rng)
         bins = {b: {"white_cells": 0, "found": 0, "hits": 0} for b in SIZE_BINS}
         cells, truths = [], []  # found cells' crops; (crop path, size bin)
@@ -311,10 +329,15 @@ def main(argv=None):
     p.add_argument("--model", default=None,
                    help="classify the cells found and the same cells' crops "
                         "(a model name or file, e.g. default)")
+    p.add_argument("--never-seen", action="append", default=[], metavar="LAB",
+                   help="paste LAB's cells from the 20 %% side of its 80/20 split only, "
+                        "which the shipped models never trained on (pbc, raabin)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     add_record_options(p, default=None, option="--records")
     args = p.parse_args(argv)
+    if set(args.never_seen) - {item.split("=", 1)[0] for item in args.paste}:
+        p.error(f"--never-seen {args.never_seen}: name labs given with --paste")
     if args.quick:
         args.limit, args.fields, args.real_fields = 5, 4, 4
     # timed first, in a fresh process: after the synthetic fields' passes the
@@ -334,13 +357,16 @@ def main(argv=None):
             from leukosk import load_model, resolve_model
             clf = load_model(args.model, device="cpu")
             record["model"] = str(getattr(resolve_model(args.model), "name", args.model))
-        record["real_cell_fields"] = real_cell_fields(labs, args.real_fields, clf)
+        record["real_cell_fields"] = real_cell_fields(labs, args.real_fields, clf,
+                                                      never_seen=args.never_seen)
+        record["never_seen"] = args.never_seen
     print(json.dumps(record, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
     if args.records:
         command = script_command(__file__, "DATA_DIR" if args.data_dir else "",
                                  *[f"--paste {lab}={lab.upper()}_DIR" for lab in labs],
+                                 *[f"--never-seen {lab}" for lab in args.never_seen],
                                  *(["--model", args.model] if args.model else []))
         write_records(args.records, field_records(record, resolve_machine(args.machine),
                                                   command),
@@ -367,6 +393,12 @@ def _crops_record(lab, per_class, common):
                        **common)
 
 
+def _pasted(lab, never_seen):
+    """How the records name a lab's pasted fields (and the side its cells come from)."""
+    side = " from its 20 % side (never trained on)" if lab in never_seen else ""
+    return f"640x480 fields of real {lab} cells{side} pasted on its own red cells"
+
+
 def field_records(record, machine, command):
     """The run's figures as provenance records (rates: recall, precision)."""
     common = dict(model=FINDER, tta=False, accuracy=None, macro_f1=None, machine=machine,
@@ -378,7 +410,7 @@ def field_records(record, machine, command):
                 continue
             out.append(make_record(
                 f"fields-{lab}-{name.replace('-', 'to').replace('px', '')}",
-                data=f"640x480 fields of real {lab} cells pasted on its own red cells",
+                data=_pasted(lab, record.get("never_seen", ())),
                 split=f"white cells {name}" if name != "all" else "white cells 30-250 px",
                 n=v["white_cells"], rates={"recall": v["recall"],
                                            "precision": v["precision"]},
@@ -390,7 +422,7 @@ def field_records(record, machine, command):
         for name, v in bins.get("classified", {}).items():
             out.append(make_record(
                 f"fields-{lab}-classified-{name.replace('-', 'to').replace('px', '')}",
-                data=f"640x480 fields of real {lab} cells pasted on its own red cells",
+                data=_pasted(lab, record.get("never_seen", ())),
                 split=f"white cells found, {name if name != 'all' else '30-250 px'}",
                 n=v["n"], rates={"found-cells": v["found_cells"], "crops": v["crops"]},
                 note="the cells found, classified from their boxes, against the same "

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from bench_fields import _corners, _crops, pasted_field  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from leukosk.datasets import list_images  # noqa: E402
 from leukosk.fields import find_white_cells  # noqa: E402
 from leukosk.utils._images import decode_image  # noqa: E402
 
@@ -60,7 +61,7 @@ def main(argv=None):
     fig, axes = plt.subplots(2, len(labs), figsize=(4.2 * len(labs), 7.2))
     sizes = [(30, 60), (60, 120), (120, 250)]
     for k, (lab, folder) in enumerate(labs.items()):
-        crops = _crops(folder, 200, rng)
+        crops = _crops(list_images(folder), 200, rng)
         crop = decode_image(crops[0])
         draw(axes[0, k], crop, find_white_cells(crop).boxes,
              title=f"{lab}: one crop read as a field ({crop.shape[1]}x{crop.shape[0]})")
